@@ -1,0 +1,81 @@
+"""One error shape for every API answer:
+`{"type": "validation_error"|"client_error"|"server_error", "errors": [{"code", "detail", "attr"}]}`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from requests_app.services import PortalError
+
+logger = logging.getLogger(__name__)
+
+# DRF's own codes, renamed where the portal promises a different one.
+_CODE_ALIASES = {"not_authenticated": "not_authenticated", "authentication_failed": "authentication_failed"}
+
+
+def _flatten(detail: Any, attr: str | None = None) -> list[dict[str, Any]]:
+    if isinstance(detail, dict):
+        errors = []
+        for key, value in detail.items():
+            name = key if key != "non_field_errors" else None
+            errors += _flatten(value, f"{attr}.{name}" if attr and name else (name or attr))
+        return errors
+    if isinstance(detail, list):
+        errors = []
+        for index, item in enumerate(detail):
+            if isinstance(item, (dict, list)):
+                errors += _flatten(item, f"{attr}.{index}" if attr else str(index))
+            else:
+                errors += _flatten(item, attr)
+        return errors
+    code = getattr(detail, "code", None) or "error"
+    return [{"code": _CODE_ALIASES.get(code, code), "detail": str(detail), "attr": attr}]
+
+
+def error_body(kind: str, errors: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    return {"type": kind, "errors": errors, **extra}
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, PortalError):
+        if exc.checks is not None:
+            errors = [
+                {"code": c["code"], "detail": c["detail"], "attr": c.get("attr")}
+                for c in exc.checks
+                if c["status"] == "fail"
+            ]
+            body = error_body("validation_error", errors, checks=exc.checks)
+        else:
+            kind = "validation_error" if exc.status == 400 else "client_error"
+            body = error_body(kind, [{"code": exc.code, "detail": exc.detail, "attr": exc.attr}])
+        return Response(body, status=exc.status)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        logger.exception("unhandled API error", exc_info=exc)
+        return Response(
+            error_body("server_error", [{"code": "server_error", "detail": "A server error occurred.", "attr": None}]),
+            status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+        )
+    if isinstance(exc, exceptions.ValidationError):
+        response.data = error_body("validation_error", _flatten(exc.detail))
+    elif isinstance(exc, exceptions.APIException):
+        code = exc.get_codes() if isinstance(exc.get_codes(), str) else "error"
+        if isinstance(exc, exceptions.NotFound):
+            code = "not_found"
+        response.data = error_body(
+            "client_error" if response.status_code < 500 else "server_error",
+            [{"code": code, "detail": str(exc.detail), "attr": None}],
+        )
+    return response

@@ -1,0 +1,172 @@
+"""Input and output shapes. Validation of peering rules lives in the domain, not here."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from requests_app.models import AuditEvent, AwsAccount, Department, PeeringRequest, Vpc, Webhook
+
+CIDR_LIST = serializers.ListField(child=serializers.CharField(max_length=43), required=False, default=list)
+
+
+class RouteTableSerializer(serializers.Serializer):
+    route_table_id = serializers.CharField()
+    name = serializers.CharField()
+    is_main = serializers.BooleanField()
+    route_count = serializers.SerializerMethodField()
+
+    def get_route_count(self, table) -> int:  # type: ignore[no-untyped-def]
+        return len(table.routes)
+
+
+class VpcSerializer(serializers.ModelSerializer):
+    account_id = serializers.CharField(source="account.account_id")
+    department = serializers.CharField(source="account.department.slug")
+    cidr_blocks = serializers.SerializerMethodField()
+    route_tables = RouteTableSerializer(many=True)
+    owners = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Vpc
+        fields = [
+            "vpc_id", "name", "account_id", "region", "cidr_blocks", "department",
+            "is_services_vpc", "route_tables", "owners", "dns_hostnames", "dns_support",
+        ]
+
+    def get_cidr_blocks(self, vpc: Vpc) -> list[str]:
+        return vpc.cidr_list()
+
+    def get_owners(self, vpc: Vpc) -> list[str]:
+        return sorted(u.username for u in vpc.owners.all())
+
+
+class AwsAccountSerializer(serializers.ModelSerializer):
+    department = serializers.SlugRelatedField(slug_field="slug", queryset=Department.objects.all())
+    regions = serializers.ListField(child=serializers.CharField(max_length=32), allow_empty=False)
+
+    class Meta:
+        model = AwsAccount
+        fields = ["account_id", "name", "department", "role_arn", "regions", "external_id", "last_synced_at"]
+        read_only_fields = ["external_id", "last_synced_at"]
+
+
+class SyncReportSerializer(serializers.Serializer):
+    account_id = serializers.CharField()
+    vpcs = serializers.IntegerField()
+    route_tables = serializers.IntegerField()
+    peerings = serializers.IntegerField()
+    vanished_vpcs = serializers.ListField(child=serializers.CharField())
+
+
+class PeeringRequestInputSerializer(serializers.Serializer):
+    requester_vpc = serializers.CharField(max_length=32)
+    accepter_vpc = serializers.CharField(max_length=32)
+    requester_route_tables = serializers.ListField(child=serializers.CharField(max_length=32), required=False, default=list)
+    accepter_route_tables = serializers.ListField(child=serializers.CharField(max_length=32), required=False, default=list)
+    requester_destination_cidrs = serializers.ListField(
+        child=serializers.CharField(max_length=43), required=False, default=list,
+        help_text="What the requester's route tables send to the peer; default: all of the accepter's CIDRs.",
+    )
+    accepter_destination_cidrs = serializers.ListField(
+        child=serializers.CharField(max_length=43), required=False, default=list,
+        help_text="What the accepter's route tables send back; default: all of the requester's CIDRs.",
+    )
+    allow_dns_resolution = serializers.BooleanField(required=False, default=False)
+    justification = serializers.CharField(max_length=4000, trim_whitespace=True)
+    external_ref = serializers.CharField(max_length=100, required=False, default="", allow_blank=True)
+
+
+class PreflightInputSerializer(PeeringRequestInputSerializer):
+    justification = serializers.CharField(max_length=4000, required=False, allow_blank=True, default="")
+
+
+class CheckSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    status = serializers.ChoiceField(choices=["pass", "warn", "fail"])
+    detail = serializers.CharField()
+    attr = serializers.CharField(allow_null=True, required=False)
+
+
+class PlanStepSerializer(serializers.Serializer):
+    operation = serializers.CharField()
+    account_id = serializers.CharField()
+    region = serializers.CharField()
+    detail = serializers.CharField()
+
+
+class PreflightSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    checks = CheckSerializer(many=True)
+    plan = PlanStepSerializer(many=True)
+
+
+class PeeringRequestSerializer(serializers.ModelSerializer):
+    requester_vpc = serializers.CharField(source="requester_vpc.vpc_id")
+    accepter_vpc = serializers.CharField(source="accepter_vpc.vpc_id")
+    requester_vpc_name = serializers.CharField(source="requester_vpc.name")
+    accepter_vpc_name = serializers.CharField(source="accepter_vpc.name")
+    requested_by = serializers.CharField(source="requested_by.username")
+    decided_by = serializers.CharField(source="decided_by.username", allow_null=True, default=None)
+    department = serializers.CharField(source="department.slug")
+    checks = CheckSerializer(many=True)
+    plan = PlanStepSerializer(many=True)
+    drift = serializers.JSONField(allow_null=True)
+
+    class Meta:
+        model = PeeringRequest
+        fields = [
+            "id", "status", "requester_vpc", "requester_vpc_name", "accepter_vpc", "accepter_vpc_name",
+            "requested_by", "department", "justification", "external_ref", "aws_peering_connection_id",
+            "requester_route_tables", "accepter_route_tables", "requester_destination_cidrs",
+            "accepter_destination_cidrs", "allow_dns_resolution", "decided_by", "decided_at",
+            "decision_comment", "created_at", "updated_at", "failure_reason", "checks", "plan", "drift",
+        ]
+        read_only_fields = fields
+
+
+class CommentSerializer(serializers.Serializer):
+    comment = serializers.CharField(max_length=4000, required=False, allow_blank=True, default="")
+
+
+class AuditEventSerializer(serializers.ModelSerializer):
+    request = serializers.UUIDField(source="request_id", allow_null=True)
+    actor = serializers.CharField(source="actor_label")
+
+    class Meta:
+        model = AuditEvent
+        fields = [
+            "id", "request", "created_at", "actor", "action", "from_status", "to_status", "operation",
+            "account_id", "region", "result", "error_code", "message", "data", "prev_hash", "hash",
+        ]
+        read_only_fields = fields
+
+
+class ChainReportSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    checked = serializers.IntegerField()
+    first_broken = serializers.IntegerField(allow_null=True)
+
+
+class WebhookSerializer(serializers.ModelSerializer):
+    events = serializers.ListField(child=serializers.CharField(max_length=64), allow_empty=False)
+
+    class Meta:
+        model = Webhook
+        fields = ["id", "url", "events", "active", "created_at"]
+        read_only_fields = ["id", "created_at"]
+
+
+class WebhookCreatedSerializer(WebhookSerializer):
+    secret = serializers.CharField(read_only=True, help_text="Shown once, on create.")
+
+    class Meta(WebhookSerializer.Meta):
+        fields = [*WebhookSerializer.Meta.fields, "secret"]
+
+
+class TokenRequestSerializer(serializers.Serializer):
+    username = serializers.CharField()
+    password = serializers.CharField(style={"input_type": "password"})
+
+
+class TokenSerializer(serializers.Serializer):
+    token = serializers.CharField()

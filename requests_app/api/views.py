@@ -1,0 +1,257 @@
+from __future__ import annotations
+
+from typing import Any
+
+import django_filters
+from django.contrib.auth import authenticate
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, permissions as drf_permissions, status, viewsets
+from rest_framework.authtoken.models import Token
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from requests_app import audit, permissions, selectors, services
+from requests_app.api import serializers as s
+from requests_app.api.idempotency import idempotent
+from requests_app.domain.status import Status
+from requests_app.models import AwsAccount, PeeringRequest, Vpc, Webhook
+
+IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
+    description="Repeat the call safely: the same key and body within 24 h return the first response.",
+)
+ERROR = OpenApiResponse(description="Error: `{type, errors: [{code, detail, attr}]}`")
+
+
+class IsAdmin(drf_permissions.BasePermission):
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return permissions.is_admin(request.user)
+
+
+@extend_schema(
+    request=s.TokenRequestSerializer, responses={200: s.TokenSerializer, 400: ERROR}, auth=[],
+    summary="Exchange a username and password for an API token",
+)
+class ObtainTokenView(APIView):
+    authentication_classes: list[Any] = []
+    permission_classes = [drf_permissions.AllowAny]
+
+    def post(self, request: Request) -> Response:
+        data = s.TokenRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = authenticate(request, **data.validated_data)
+        if user is None or not user.is_active:
+            return Response(
+                {"type": "validation_error",
+                 "errors": [{"code": "authentication_failed", "detail": "Wrong username or password.", "attr": None}]},
+                status=400,
+            )
+        token, _ = Token.objects.get_or_create(user=user)
+        return Response({"token": token.key})
+
+
+class VpcFilter(django_filters.FilterSet):
+    department = django_filters.CharFilter(field_name="account__department__slug")
+    region = django_filters.CharFilter()
+    is_services_vpc = django_filters.BooleanFilter()
+    name = django_filters.CharFilter(lookup_expr="icontains")
+
+    class Meta:
+        model = Vpc
+        fields = ["department", "region", "is_services_vpc", "name"]
+
+
+class VpcViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = s.VpcSerializer
+    lookup_field = "vpc_id"
+    filterset_class = VpcFilter
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return selectors.vpcs_visible_to(self.request.user)
+
+
+class AwsAccountViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):
+    serializer_class = s.AwsAccountSerializer
+    permission_classes = [IsAdmin]
+    lookup_field = "account_id"
+    queryset = AwsAccount.objects.select_related("department")
+
+    @extend_schema(parameters=[IDEMPOTENCY_HEADER], responses={201: s.AwsAccountSerializer, 400: ERROR, 403: ERROR})
+    @idempotent
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        data = self.get_serializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        account = services.aws_account_register(
+            actor=request.user, account_id=v["account_id"], name=v["name"],
+            department=v["department"].slug, role_arn=v["role_arn"], regions=v["regions"],
+        )
+        return Response(self.get_serializer(account).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, parameters=[IDEMPOTENCY_HEADER], responses={200: s.SyncReportSerializer, 404: ERROR, 502: ERROR})
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def sync(self, request: Request, account_id: str | None = None) -> Response:
+        return Response(services.aws_account_sync(actor=request.user, account_id=str(account_id)))
+
+
+class PeeringRequestFilter(django_filters.FilterSet):
+    status = django_filters.MultipleChoiceFilter(choices=[(x.value, x.value) for x in Status])
+    external_ref = django_filters.CharFilter()
+    requester_vpc = django_filters.CharFilter(field_name="requester_vpc__vpc_id")
+    accepter_vpc = django_filters.CharFilter(field_name="accepter_vpc__vpc_id")
+    updated_after = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gt")
+
+    class Meta:
+        model = PeeringRequest
+        fields = ["status", "external_ref", "requester_vpc", "accepter_vpc", "updated_after"]
+
+
+def _draft(data: dict[str, Any]) -> services.PeeringDraft:
+    return services.PeeringDraft(**data)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Peering requests you can see, newest first"),
+    retrieve=extend_schema(summary="One peering request", responses={200: s.PeeringRequestSerializer, 404: ERROR}),
+)
+class PeeringRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = s.PeeringRequestSerializer
+    filterset_class = PeeringRequestFilter
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return selectors.requests_visible_to(self.request.user).order_by("-created_at", "-pk")
+
+    def _answer(self, request_obj: PeeringRequest, code: int = 200) -> Response:
+        return Response(s.PeeringRequestSerializer(request_obj).data, status=code)
+
+    @extend_schema(
+        summary="File a peering request",
+        request=s.PeeringRequestInputSerializer,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses={201: s.PeeringRequestSerializer, 400: ERROR},
+    )
+    @idempotent
+    def create(self, request: Request) -> Response:
+        data = s.PeeringRequestInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        created = services.peering_request_submit(actor=request.user, draft=_draft(data.validated_data))
+        return self._answer(self.get_queryset().get(pk=created.pk), status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="Run every check and show the plan; creates nothing",
+        request=s.PreflightInputSerializer,
+        responses={200: s.PreflightSerializer, 400: ERROR},
+    )
+    @action(detail=False, methods=["post"])
+    def preflight(self, request: Request) -> Response:
+        data = s.PreflightInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        evaluation = services.peering_request_evaluate(
+            draft=_draft(data.validated_data), department_ids=permissions.department_ids(request.user)
+        )
+        return Response({"ok": evaluation.ok, "checks": evaluation.checks, "plan": evaluation.operations})
+
+    def _lifecycle(self, request: Request, use_case: Any, pk: str, *, with_comment: bool = True) -> Response:
+        kwargs: dict[str, Any] = {"actor": request.user, "request_id": pk}
+        if with_comment:
+            data = s.CommentSerializer(data=request.data)
+            data.is_valid(raise_exception=True)
+            kwargs["comment"] = data.validated_data["comment"]
+        use_case(**kwargs)
+        return self._answer(self.get_queryset().get(pk=pk))
+
+    @extend_schema(summary="Approve (owners of the accepter VPC; never the requester)", request=s.CommentSerializer,
+                   parameters=[IDEMPOTENCY_HEADER], responses={200: s.PeeringRequestSerializer, 400: ERROR, 403: ERROR, 404: ERROR, 409: ERROR})
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def approve(self, request: Request, pk: str) -> Response:
+        return self._lifecycle(request, services.peering_request_approve, pk)
+
+    @extend_schema(summary="Reject, with a comment", request=s.CommentSerializer, parameters=[IDEMPOTENCY_HEADER],
+                   responses={200: s.PeeringRequestSerializer, 400: ERROR, 403: ERROR, 404: ERROR, 409: ERROR})
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def reject(self, request: Request, pk: str) -> Response:
+        return self._lifecycle(request, services.peering_request_reject, pk)
+
+    @extend_schema(summary="Cancel while pending approval (the requesting department)", request=s.CommentSerializer,
+                   parameters=[IDEMPOTENCY_HEADER], responses={200: s.PeeringRequestSerializer, 403: ERROR, 404: ERROR, 409: ERROR})
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def cancel(self, request: Request, pk: str) -> Response:
+        return self._lifecycle(request, services.peering_request_cancel, pk)
+
+    @extend_schema(summary="Retry a failed request", request=None, parameters=[IDEMPOTENCY_HEADER],
+                   responses={200: s.PeeringRequestSerializer, 403: ERROR, 404: ERROR, 409: ERROR})
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def retry(self, request: Request, pk: str) -> Response:
+        return self._lifecycle(request, services.peering_request_retry, pk, with_comment=False)
+
+    @extend_schema(summary="Remove the portal's routes and delete the connection", request=s.CommentSerializer,
+                   parameters=[IDEMPOTENCY_HEADER], responses={200: s.PeeringRequestSerializer, 403: ERROR, 404: ERROR, 409: ERROR})
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def decommission(self, request: Request, pk: str) -> Response:
+        return self._lifecycle(request, services.peering_request_decommission, pk)
+
+    @extend_schema(summary="Recreate missing routes (owners of the accepter VPC)", request=None, parameters=[IDEMPOTENCY_HEADER],
+                   responses={200: s.PeeringRequestSerializer, 403: ERROR, 404: ERROR, 409: ERROR})
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def repair(self, request: Request, pk: str) -> Response:
+        return self._lifecycle(request, services.peering_request_repair, pk, with_comment=False)
+
+    @extend_schema(summary="The request's audit history, oldest first", responses={200: s.AuditEventSerializer(many=True), 404: ERROR})
+    @action(detail=True, methods=["get"])
+    def events(self, request: Request, pk: str) -> Response:
+        request_obj = services.get_visible_request(request.user, pk)
+        events = request_obj.events.order_by("id")
+        page = self.paginate_queryset(events)
+        if page is not None:
+            return self.get_paginated_response(s.AuditEventSerializer(page, many=True).data)
+        return Response(s.AuditEventSerializer(events, many=True).data)
+
+
+class AuditEventFilter(django_filters.FilterSet):
+    request = django_filters.UUIDFilter(field_name="request_id")
+    action = django_filters.CharFilter()
+    actor = django_filters.CharFilter(field_name="actor_label")
+    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = PeeringRequest
+        fields = ["request", "action", "actor", "created_after", "created_before"]
+
+
+class AuditEventViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = s.AuditEventSerializer
+    filterset_class = AuditEventFilter
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return selectors.events_visible_to(self.request.user).order_by("id")
+
+    @extend_schema(summary="Verify the audit hash chain", responses={200: s.ChainReportSerializer})
+    @action(detail=False, methods=["get"])
+    def verify(self, request: Request) -> Response:
+        report = audit.verify_chain()
+        return Response({"ok": report.ok, "checked": report.checked, "first_broken": report.first_broken})
+
+
+class WebhookViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):
+    serializer_class = s.WebhookSerializer
+    permission_classes = [IsAdmin]
+    queryset = Webhook.objects.all()
+
+    @extend_schema(request=s.WebhookSerializer, parameters=[IDEMPOTENCY_HEADER], responses={201: s.WebhookCreatedSerializer, 400: ERROR})
+    @idempotent
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        data = s.WebhookSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        hook = services.webhook_register(actor=request.user, **data.validated_data)
+        return Response(s.WebhookCreatedSerializer(hook).data, status=status.HTTP_201_CREATED)

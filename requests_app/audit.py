@@ -1,0 +1,105 @@
+"""Append audit events to a hash chain, and verify it.
+
+Each event's hash covers a canonical JSON of its fields plus the previous event's hash, so
+editing, deleting or reordering any row breaks every hash after it. Appends lock the single
+chain-head row, which gives the chain one order even with many writers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from requests_app.models import AuditChainHead, AuditEvent, PeeringRequest
+
+GENESIS = "0" * 64
+
+
+def canonical_payload(event: AuditEvent) -> str:
+    fields = {
+        "request": str(event.request_id) if event.request_id else None,
+        "actor": event.actor_id,
+        "actor_label": event.actor_label,
+        "action": event.action,
+        "from_status": event.from_status,
+        "to_status": event.to_status,
+        "operation": event.operation,
+        "account_id": event.account_id,
+        "region": event.region,
+        "result": event.result,
+        "error_code": event.error_code,
+        "message": event.message,
+        "data": event.data,
+        "created_at": event.created_at.isoformat(),
+        "prev_hash": event.prev_hash,
+    }
+    return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def compute_hash(event: AuditEvent) -> str:
+    return hashlib.sha256(canonical_payload(event).encode()).hexdigest()
+
+
+def record(
+    *,
+    action: str,
+    actor: Any = None,
+    actor_label: str | None = None,
+    request: PeeringRequest | None = None,
+    from_status: str = "",
+    to_status: str = "",
+    operation: str = "",
+    account_id: str = "",
+    region: str = "",
+    result: str = "",
+    error_code: str = "",
+    message: str = "",
+    data: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Append one event. Call it inside the transaction that makes the change it records."""
+    with transaction.atomic():
+        head, _ = AuditChainHead.objects.select_for_update().get_or_create(pk=1)
+        event = AuditEvent(
+            request=request,
+            actor=actor if getattr(actor, "pk", None) else None,
+            actor_label=actor_label or getattr(actor, "username", "") or "system",
+            action=action,
+            from_status=from_status,
+            to_status=to_status,
+            operation=operation,
+            account_id=account_id,
+            region=region,
+            result=result,
+            error_code=error_code,
+            message=message,
+            data=data or {},
+            created_at=timezone.now(),
+            prev_hash=head.last_hash,
+        )
+        event.hash = compute_hash(event)
+        event.save()
+        AuditChainHead.objects.filter(pk=1).update(last_hash=event.hash)
+    return event
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    ok: bool
+    checked: int
+    first_broken: int | None
+
+
+def verify_chain() -> ChainReport:
+    previous = GENESIS
+    checked = 0
+    for event in AuditEvent.objects.order_by("id").iterator(chunk_size=2000):
+        checked += 1
+        if event.prev_hash != previous or compute_hash(event) != event.hash:
+            return ChainReport(ok=False, checked=checked, first_broken=event.id)
+        previous = event.hash
+    return ChainReport(ok=True, checked=checked, first_broken=None)

@@ -1,0 +1,418 @@
+"""The only module that talks to boto3.
+
+It assumes each account's role with that account's ExternalId, honours AWS_ENDPOINT_URL (boto3
+reads it itself), returns small frozen dataclasses, and sorts every ClientError into
+`TransientAwsError` (worth retrying) or `PermanentAwsError`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import botocore.exceptions
+from botocore.config import Config
+
+SESSION_NAME = "peering-portal"
+# botocore's standard mode retries throttling and 5xx with backoff before we ever see them.
+BOTO_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=20
+)
+
+TRANSIENT_CODES = frozenset(
+    {
+        "RequestLimitExceeded",
+        "Throttling",
+        "ThrottlingException",
+        "RequestThrottled",
+        "InternalError",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "Unavailable",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        # Eventual consistency right after a create: the id exists but is not yet visible.
+        "InvalidVpcPeeringConnectionID.NotFound",
+        "InvalidVpcPeeringConnectionId.NotFound",
+    }
+)
+NOT_FOUND_CODES = frozenset(
+    {
+        "InvalidVpcPeeringConnectionID.NotFound",
+        "InvalidVpcPeeringConnectionId.NotFound",
+        "InvalidRoute.NotFound",
+        "InvalidRouteTableID.NotFound",
+    }
+)
+
+
+class AwsError(Exception):
+    def __init__(self, code: str, message: str, operation: str = "") -> None:
+        self.code = code
+        self.message = message
+        self.operation = operation
+        super().__init__(f"{operation}: {code}: {message}" if operation else f"{code}: {message}")
+
+    @property
+    def is_not_found(self) -> bool:
+        return self.code in NOT_FOUND_CODES
+
+
+class TransientAwsError(AwsError):
+    """Throttling, 5xx, timeouts, eventual consistency: try again later."""
+
+
+class PermanentAwsError(AwsError):
+    """Anything else: retrying the same call will not help."""
+
+
+def _translate(exc: Exception, operation: str) -> AwsError:
+    if isinstance(exc, botocore.exceptions.ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", "Unknown"))
+        message = str(error.get("Message", ""))
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if code in TRANSIENT_CODES or (isinstance(status, int) and status >= 500):
+            return TransientAwsError(code, message, operation)
+        return PermanentAwsError(code, message, operation)
+    if isinstance(
+        exc,
+        (
+            botocore.exceptions.EndpointConnectionError,
+            botocore.exceptions.ConnectTimeoutError,
+            botocore.exceptions.ReadTimeoutError,
+            botocore.exceptions.ConnectionClosedError,
+        ),
+    ):
+        return TransientAwsError("ConnectionError", str(exc), operation)
+    if isinstance(exc, botocore.exceptions.NoCredentialsError):
+        return PermanentAwsError("NoCredentials", str(exc), operation)
+    raise exc
+
+
+@dataclass(frozen=True)
+class AccountRef:
+    account_id: str
+    role_arn: str
+    external_id: str
+
+
+@dataclass(frozen=True)
+class RouteInfo:
+    destination: str
+    target: str
+    state: str
+
+
+@dataclass(frozen=True)
+class RouteTableInfo:
+    route_table_id: str
+    vpc_id: str
+    name: str
+    is_main: bool
+    routes: tuple[RouteInfo, ...]
+
+    def route_to(self, destination: str) -> RouteInfo | None:
+        return next((r for r in self.routes if r.destination == destination), None)
+
+
+@dataclass(frozen=True)
+class VpcInfo:
+    vpc_id: str
+    owner_id: str
+    region: str
+    name: str
+    is_default: bool
+    cidrs: tuple[str, ...]  # primary first, then associated secondary blocks
+    dns_hostnames: bool
+    dns_support: bool
+
+
+@dataclass(frozen=True)
+class PeeringInfo:
+    connection_id: str
+    status: str
+    status_message: str
+    requester_vpc_id: str
+    requester_owner_id: str
+    requester_region: str
+    accepter_vpc_id: str
+    accepter_owner_id: str
+    accepter_region: str
+    requester_dns_resolution: bool
+    accepter_dns_resolution: bool
+    tags: tuple[tuple[str, str], ...]
+
+    def tag(self, key: str) -> str | None:
+        return dict(self.tags).get(key)
+
+    @property
+    def is_gone(self) -> bool:
+        return self.status in {"deleted", "deleting", "rejected", "failed", "expired"}
+
+
+def _peering_from_api(item: dict[str, Any]) -> PeeringInfo:
+    req = item.get("RequesterVpcInfo", {})
+    acc = item.get("AccepterVpcInfo", {})
+    return PeeringInfo(
+        connection_id=item["VpcPeeringConnectionId"],
+        status=item.get("Status", {}).get("Code", ""),
+        status_message=item.get("Status", {}).get("Message", ""),
+        requester_vpc_id=req.get("VpcId", ""),
+        requester_owner_id=req.get("OwnerId", ""),
+        requester_region=req.get("Region", ""),
+        accepter_vpc_id=acc.get("VpcId", ""),
+        accepter_owner_id=acc.get("OwnerId", ""),
+        accepter_region=acc.get("Region", ""),
+        requester_dns_resolution=bool(
+            req.get("PeeringOptions", {}).get("AllowDnsResolutionFromRemoteVpc", False)
+        ),
+        accepter_dns_resolution=bool(
+            acc.get("PeeringOptions", {}).get("AllowDnsResolutionFromRemoteVpc", False)
+        ),
+        tags=tuple((t["Key"], t["Value"]) for t in item.get("Tags", [])),
+    )
+
+
+def _route_target(route: dict[str, Any]) -> str:
+    for key in (
+        "VpcPeeringConnectionId",
+        "GatewayId",
+        "NatGatewayId",
+        "TransitGatewayId",
+        "NetworkInterfaceId",
+        "InstanceId",
+        "VpcEndpointId",
+        "CarrierGatewayId",
+        "LocalGatewayId",
+        "EgressOnlyInternetGatewayId",
+    ):
+        if route.get(key):
+            return str(route[key])
+    return "unknown"
+
+
+def _name_tag(tags: list[dict[str, str]] | None) -> str:
+    return next((t["Value"] for t in tags or [] if t["Key"] == "Name"), "")
+
+
+class AwsGateway:
+    """Per-account, per-region EC2 access through assumed roles.
+
+    One instance per worker process is enough; clients on assumed-role credentials are cached
+    until shortly before those expire.
+    """
+
+    def __init__(self, base_session: boto3.Session | None = None) -> None:
+        self._base = base_session or boto3.Session()
+        self._lock = threading.Lock()
+        self._clients: dict[tuple[str, str, str], tuple[float, Any]] = {}
+        self.calls = 0  # AWS calls made, for tests and benchmarks
+
+    # --- sessions -------------------------------------------------------------------------
+    def _assume(self, account: AccountRef) -> tuple[float, dict[str, str]]:
+        sts = self._base.client("sts", config=BOTO_CONFIG)
+        try:
+            self.calls += 1
+            creds = sts.assume_role(
+                RoleArn=account.role_arn,
+                RoleSessionName=SESSION_NAME,
+                ExternalId=account.external_id,
+            )["Credentials"]
+        except Exception as exc:  # noqa: BLE001 - translated or re-raised
+            raise _translate(exc, "AssumeRole") from exc
+        values = {
+            "aws_access_key_id": creds["AccessKeyId"],
+            "aws_secret_access_key": creds["SecretAccessKey"],
+            "aws_session_token": creds["SessionToken"],
+        }
+        return creds["Expiration"].timestamp(), values
+
+    def ec2(self, account: AccountRef, region: str) -> Any:
+        """An EC2 client acting as `account` in `region`, reused until its role session nears expiry."""
+        key = (account.role_arn, account.external_id, region)
+        with self._lock:
+            cached = self._clients.get(key)
+            if cached and cached[0] - time.time() > 300:
+                return cached[1]
+            expires, creds = self._assume(account)
+            client = boto3.Session(region_name=region, **creds).client("ec2", config=BOTO_CONFIG)
+            self._clients[key] = (expires, client)
+            return client
+
+    def _call(self, client: Any, operation: str, **kwargs: Any) -> Any:
+        self.calls += 1
+        try:
+            return getattr(client, operation)(**kwargs)
+        except Exception as exc:  # noqa: BLE001 - translated or re-raised
+            raise _translate(exc, _camel(operation)) from exc
+
+    # --- inventory ------------------------------------------------------------------------
+    def describe_vpcs(self, account: AccountRef, region: str) -> list[VpcInfo]:
+        ec2 = self.ec2(account, region)
+        result = []
+        for vpc in self._call(ec2, "describe_vpcs")["Vpcs"]:
+            if vpc.get("OwnerId") and vpc["OwnerId"] != account.account_id:
+                continue  # shared into this account by RAM; its owner's sync reads it
+            blocks = [vpc["CidrBlock"]] + [
+                a["CidrBlock"]
+                for a in vpc.get("CidrBlockAssociationSet", [])
+                if a.get("CidrBlockState", {}).get("State", "associated") == "associated"
+                and a["CidrBlock"] != vpc["CidrBlock"]
+            ]
+            hostnames = self._call(
+                ec2, "describe_vpc_attribute", VpcId=vpc["VpcId"], Attribute="enableDnsHostnames"
+            )["EnableDnsHostnames"]["Value"]
+            support = self._call(
+                ec2, "describe_vpc_attribute", VpcId=vpc["VpcId"], Attribute="enableDnsSupport"
+            )["EnableDnsSupport"]["Value"]
+            result.append(
+                VpcInfo(
+                    vpc_id=vpc["VpcId"],
+                    owner_id=account.account_id,
+                    region=region,
+                    name=_name_tag(vpc.get("Tags")),
+                    is_default=bool(vpc.get("IsDefault")),
+                    cidrs=tuple(dict.fromkeys(blocks)),
+                    dns_hostnames=bool(hostnames),
+                    dns_support=bool(support),
+                )
+            )
+        return result
+
+    def describe_route_tables(
+        self, account: AccountRef, region: str, route_table_ids: list[str] | None = None
+    ) -> list[RouteTableInfo]:
+        ec2 = self.ec2(account, region)
+        kwargs: dict[str, Any] = {"RouteTableIds": route_table_ids} if route_table_ids else {}
+        tables = self._call(ec2, "describe_route_tables", **kwargs)["RouteTables"]
+        return [
+            RouteTableInfo(
+                route_table_id=t["RouteTableId"],
+                vpc_id=t["VpcId"],
+                name=_name_tag(t.get("Tags")),
+                is_main=any(a.get("Main") for a in t.get("Associations", [])),
+                routes=tuple(
+                    RouteInfo(
+                        destination=r["DestinationCidrBlock"],
+                        target=_route_target(r),
+                        state=r.get("State", "active"),
+                    )
+                    for r in t.get("Routes", [])
+                    if "DestinationCidrBlock" in r
+                ),
+            )
+            for t in tables
+        ]
+
+    # --- peering connections --------------------------------------------------------------
+    def describe_peerings(
+        self, account: AccountRef, region: str, connection_ids: list[str] | None = None
+    ) -> list[PeeringInfo]:
+        ec2 = self.ec2(account, region)
+        kwargs: dict[str, Any] = {"VpcPeeringConnectionIds": connection_ids} if connection_ids else {}
+        items = self._call(ec2, "describe_vpc_peering_connections", **kwargs)[
+            "VpcPeeringConnections"
+        ]
+        found = [_peering_from_api(i) for i in items]
+        if connection_ids:
+            # The sandbox ignores the id list; filter here so both behave alike.
+            found = [p for p in found if p.connection_id in connection_ids]
+        return found
+
+    def describe_peering(self, account: AccountRef, region: str, connection_id: str) -> PeeringInfo | None:
+        try:
+            found = self.describe_peerings(account, region, [connection_id])
+        except AwsError as exc:
+            if exc.is_not_found:
+                return None
+            raise
+        return found[0] if found else None
+
+    def create_peering(
+        self,
+        account: AccountRef,
+        region: str,
+        *,
+        vpc_id: str,
+        peer_vpc_id: str,
+        peer_owner_id: str,
+        peer_region: str,
+        tags: dict[str, str],
+    ) -> PeeringInfo:
+        ec2 = self.ec2(account, region)
+        response = self._call(
+            ec2,
+            "create_vpc_peering_connection",
+            VpcId=vpc_id,
+            PeerVpcId=peer_vpc_id,
+            PeerOwnerId=peer_owner_id,
+            PeerRegion=peer_region,
+            TagSpecifications=[
+                {
+                    "ResourceType": "vpc-peering-connection",
+                    "Tags": [{"Key": k, "Value": v} for k, v in tags.items()],
+                }
+            ],
+        )
+        return _peering_from_api(response["VpcPeeringConnection"])
+
+    def accept_peering(self, account: AccountRef, region: str, connection_id: str) -> PeeringInfo:
+        ec2 = self.ec2(account, region)
+        response = self._call(
+            ec2, "accept_vpc_peering_connection", VpcPeeringConnectionId=connection_id
+        )
+        return _peering_from_api(response["VpcPeeringConnection"])
+
+    def set_dns_resolution(
+        self, account: AccountRef, region: str, connection_id: str, *, side: str, enabled: bool
+    ) -> None:
+        """Each owner sets its own side, in its own region (AWS refuses the other side)."""
+        ec2 = self.ec2(account, region)
+        option_key = (
+            "RequesterPeeringConnectionOptions" if side == "requester" else "AccepterPeeringConnectionOptions"
+        )
+        self._call(
+            ec2,
+            "modify_vpc_peering_connection_options",
+            VpcPeeringConnectionId=connection_id,
+            **{option_key: {"AllowDnsResolutionFromRemoteVpc": enabled}},
+        )
+
+    def delete_peering(self, account: AccountRef, region: str, connection_id: str) -> None:
+        ec2 = self.ec2(account, region)
+        self._call(ec2, "delete_vpc_peering_connection", VpcPeeringConnectionId=connection_id)
+
+    # --- routes ---------------------------------------------------------------------------
+    def create_route(
+        self, account: AccountRef, region: str, *, route_table_id: str, destination: str, connection_id: str
+    ) -> None:
+        ec2 = self.ec2(account, region)
+        self._call(
+            ec2,
+            "create_route",
+            RouteTableId=route_table_id,
+            DestinationCidrBlock=destination,
+            VpcPeeringConnectionId=connection_id,
+        )
+
+    def delete_route(self, account: AccountRef, region: str, *, route_table_id: str, destination: str) -> None:
+        ec2 = self.ec2(account, region)
+        self._call(ec2, "delete_route", RouteTableId=route_table_id, DestinationCidrBlock=destination)
+
+
+def _camel(snake: str) -> str:
+    return "".join(part.capitalize() for part in snake.split("_"))
+
+
+_default: AwsGateway | None = None
+
+
+def get_gateway() -> AwsGateway:
+    global _default
+    if _default is None:
+        _default = AwsGateway()
+    return _default

@@ -1,0 +1,333 @@
+"""Pre-flight checks: every rule of VPC peering, decided before AWS is touched.
+
+The same function serves the API's create and preflight endpoints and the HTML form, so a rule
+is written once. Input is plain data (see `CheckInput`); the caller gathers it from the ORM.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from requests_app.domain import cidrs
+
+
+class CheckStatus(StrEnum):
+    PASS = "pass"
+    WARN = "warn"
+    FAIL = "fail"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    code: str
+    status: CheckStatus
+    detail: str
+    attr: str | None = None
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {"code": self.code, "status": str(self.status), "detail": self.detail, "attr": self.attr}
+
+
+@dataclass(frozen=True)
+class RouteFacts:
+    destination: str
+    target: str  # e.g. "local", "pcx-…", "igw-…", "nat-…"
+
+
+@dataclass(frozen=True)
+class RouteTableFacts:
+    route_table_id: str
+    name: str
+    is_main: bool
+    routes: tuple[RouteFacts, ...] = ()
+
+
+@dataclass(frozen=True)
+class VpcFacts:
+    vpc_id: str
+    name: str
+    account_id: str
+    region: str
+    cidrs: tuple[str, ...]
+    route_tables: tuple[RouteTableFacts, ...] = ()
+    dns_hostnames: bool = True
+    dns_support: bool = True
+    has_owners: bool = True
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.vpc_id})" if self.name and self.name != self.vpc_id else self.vpc_id
+
+
+@dataclass(frozen=True)
+class ExistingPeering:
+    """A live peering (a portal request or a connection found in AWS) between two VPCs."""
+
+    requester_vpc_id: str
+    accepter_vpc_id: str
+    status: str
+    reference: str  # "request <id>" or "connection pcx-…"
+
+
+@dataclass(frozen=True)
+class CheckInput:
+    requester_vpc_id: str
+    accepter_vpc_id: str
+    requester: VpcFacts | None
+    accepter: VpcFacts | None
+    requester_is_callers: bool
+    requester_route_tables: tuple[str, ...] = ()
+    accepter_route_tables: tuple[str, ...] = ()
+    requester_destination_cidrs: tuple[str, ...] = ()
+    accepter_destination_cidrs: tuple[str, ...] = ()
+    allow_dns_resolution: bool = False
+    existing: tuple[ExistingPeering, ...] = ()
+    # Every other VPC the portal knows, to explain a transitive-routing request.
+    other_vpcs: tuple[VpcFacts, ...] = field(default=())
+
+
+def _fail(code: str, detail: str, attr: str | None = None) -> CheckResult:
+    return CheckResult(code, CheckStatus.FAIL, detail, attr)
+
+
+def _warn(code: str, detail: str, attr: str | None = None) -> CheckResult:
+    return CheckResult(code, CheckStatus.WARN, detail, attr)
+
+
+def _pass(code: str, detail: str) -> CheckResult:
+    return CheckResult(code, CheckStatus.PASS, detail)
+
+
+def run_checks(data: CheckInput) -> list[CheckResult]:
+    """Run every rule; later rules need both VPCs, so they stop at the first missing one."""
+    results: list[CheckResult] = []
+    for side, vpc_id, facts in (
+        ("requester_vpc", data.requester_vpc_id, data.requester),
+        ("accepter_vpc", data.accepter_vpc_id, data.accepter),
+    ):
+        if facts is None:
+            results.append(
+                _fail("vpc_not_found", f"VPC {vpc_id} is not in the portal's inventory", side)
+            )
+    if data.requester is None or data.accepter is None:
+        return results
+    req, acc = data.requester, data.accepter
+
+    if req.vpc_id == acc.vpc_id:
+        results.append(
+            _fail("same_vpc", f"{req.label} cannot peer with itself", "accepter_vpc")
+        )
+        return results
+
+    if data.requester_is_callers:
+        results.append(_pass("vpc_ownership", f"{req.label} belongs to your department"))
+    else:
+        results.append(
+            _fail(
+                "not_your_vpc",
+                f"{req.label} (account {req.account_id}) does not belong to your department",
+                "requester_vpc",
+            )
+        )
+    if acc.has_owners:
+        results.append(_pass("accepter_owner", f"{acc.label} has owners who can approve"))
+    else:
+        results.append(
+            _fail(
+                "no_approver",
+                f"{acc.label} has no owners in the portal, so nobody could approve a peering with it",
+                "accepter_vpc",
+            )
+        )
+
+    results.append(_overlap_check(req, acc))
+    results.append(_duplicate_check(req, acc, data.existing))
+    results.extend(_route_table_checks(data))
+    results.extend(_destination_checks(data))
+    results.extend(_route_conflict_checks(data))
+
+    if req.region != acc.region:
+        results.append(
+            _warn(
+                "inter_region",
+                f"{req.label} is in {req.region} and {acc.label} in {acc.region}: inter-region "
+                "traffic uses an MTU of 1500 bytes, and security groups cannot reference the peer's",
+            )
+        )
+    if data.allow_dns_resolution:
+        results.append(_dns_check(req, acc))
+    return results
+
+
+def _overlap_check(req: VpcFacts, acc: VpcFacts) -> CheckResult:
+    pairs = cidrs.overlapping_pairs(req.cidrs, acc.cidrs)
+    if pairs:
+        described = "; ".join(f"{a} of {req.label} overlaps {b} of {acc.label}" for a, b in pairs)
+        return _fail("cidr_overlap", f"CIDR blocks overlap: {described}", "accepter_vpc")
+    return _pass(
+        "cidr_overlap",
+        f"no overlap between {', '.join(req.cidrs)} and {', '.join(acc.cidrs)}",
+    )
+
+
+def _duplicate_check(
+    req: VpcFacts, acc: VpcFacts, existing: tuple[ExistingPeering, ...]
+) -> CheckResult:
+    pair = {req.vpc_id, acc.vpc_id}
+    for peering in existing:
+        if {peering.requester_vpc_id, peering.accepter_vpc_id} == pair:
+            direction = (
+                "the same direction"
+                if peering.requester_vpc_id == req.vpc_id
+                else "the opposite direction"
+            )
+            return _fail(
+                "duplicate_peering",
+                f"{req.label} and {acc.label} already have a peering ({peering.reference}, "
+                f"{peering.status}, {direction}); two VPCs can have only one",
+                "accepter_vpc",
+            )
+    return _pass("duplicate_peering", f"no other peering between {req.label} and {acc.label}")
+
+
+def _route_table_checks(data: CheckInput) -> list[CheckResult]:
+    results = []
+    assert data.requester and data.accepter
+    for side, vpc, chosen in (
+        ("requester_route_tables", data.requester, data.requester_route_tables),
+        ("accepter_route_tables", data.accepter, data.accepter_route_tables),
+    ):
+        known = {rt.route_table_id for rt in vpc.route_tables}
+        missing = [rt for rt in chosen if rt not in known]
+        if missing:
+            results.append(
+                _fail(
+                    "route_table_not_found",
+                    f"route table {', '.join(missing)} is not a route table of {vpc.label}",
+                    side,
+                )
+            )
+        elif not chosen and not vpc.route_tables:
+            results.append(
+                _fail("no_route_tables", f"{vpc.label} has no route tables to add routes to", side)
+            )
+    return results
+
+
+def _destination_checks(data: CheckInput) -> list[CheckResult]:
+    """Route destinations must be private and inside the peer's own CIDRs (no transit)."""
+    assert data.requester and data.accepter
+    results: list[CheckResult] = []
+    for side, peer, destinations in (
+        ("requester_destination_cidrs", data.accepter, data.requester_destination_cidrs),
+        ("accepter_destination_cidrs", data.requester, data.accepter_destination_cidrs),
+    ):
+        for destination in destinations or peer.cidrs:
+            if not cidrs.is_valid(destination):
+                results.append(
+                    _fail(
+                        "invalid_cidr",
+                        f"{destination!r} is not an IPv4 CIDR block with its host bits zero "
+                        "(for example 10.0.1.0/24)",
+                        side,
+                    )
+                )
+                continue
+            kind = cidrs.addressing_class(destination)
+            if kind == "public":
+                results.append(
+                    _fail(
+                        "non_private_cidr",
+                        f"{destination} is not a private address range; peering carries "
+                        "traffic between private addresses only",
+                        side,
+                    )
+                )
+                continue
+            if kind == "shared":
+                results.append(
+                    _warn(
+                        "shared_address_space",
+                        f"{destination} is in the shared address space 100.64.0.0/10, not RFC 1918",
+                        side,
+                    )
+                )
+            if cidrs.containing_block(destination, peer.cidrs) is None:
+                results.append(_transit_failure(destination, peer, data.other_vpcs, side))
+    return results
+
+
+def _transit_failure(
+    destination: str, peer: VpcFacts, others: tuple[VpcFacts, ...], side: str
+) -> CheckResult:
+    owner = next(
+        (v for v in others if cidrs.containing_block(destination, v.cidrs) is not None), None
+    )
+    if owner is not None:
+        reason = (
+            f"it belongs to {owner.label}; peering is not transitive, so traffic cannot reach "
+            f"{owner.label} through {peer.label}: request a direct peering with {owner.label}"
+        )
+    else:
+        reason = (
+            "peering is not transitive and carries no edge-to-edge traffic (VPN, Direct Connect, "
+            "internet), so only the peer's own addresses can be routed"
+        )
+    return _fail(
+        "destination_outside_peer",
+        f"{destination} is not inside {peer.label}'s CIDRs ({', '.join(peer.cidrs)}): {reason}",
+        side,
+    )
+
+
+def _route_conflict_checks(data: CheckInput) -> list[CheckResult]:
+    """A chosen table that already routes an overlapping destination elsewhere cannot take ours."""
+    assert data.requester and data.accepter
+    results: list[CheckResult] = []
+    for vpc, chosen, destinations in (
+        (data.requester, data.requester_route_tables, data.requester_destination_cidrs or data.accepter.cidrs),
+        (data.accepter, data.accepter_route_tables, data.accepter_destination_cidrs or data.requester.cidrs),
+    ):
+        valid_destinations = [d for d in destinations if cidrs.is_valid(d)]
+        tables = [rt for rt in vpc.route_tables if not chosen or rt.route_table_id in chosen]
+        for table in tables:
+            for route in table.routes:
+                if route.target == "local" or not cidrs.is_valid(route.destination):
+                    continue
+                for destination in valid_destinations:
+                    # Longest prefix wins: a broader route (0.0.0.0/0 → igw, 10.0.0.0/8 → tgw)
+                    # leaves ours in charge; an equal or narrower one takes traffic from the peer.
+                    if cidrs.parse(route.destination).subnet_of(cidrs.parse(destination)):
+                        results.append(
+                            _fail(
+                                "route_conflict",
+                                f"route table {table.name or table.route_table_id} of {vpc.label} "
+                                f"already routes {route.destination} to {route.target}, which "
+                                f"lies within {destination}; with no reverse-path forwarding it cannot "
+                                "route to both",
+                                "requester_route_tables" if vpc is data.requester else "accepter_route_tables",
+                            )
+                        )
+    return results
+
+
+def _dns_check(req: VpcFacts, acc: VpcFacts) -> CheckResult:
+    off = [
+        f"{v.label} has DNS {what} disabled"
+        for v in (req, acc)
+        for what, enabled in (("hostnames", v.dns_hostnames), ("support", v.dns_support))
+        if not enabled
+    ]
+    if off:
+        return _fail(
+            "dns_prerequisites",
+            "DNS resolution across the peering needs DNS hostnames and DNS support on both VPCs: "
+            + "; ".join(off),
+            "allow_dns_resolution",
+        )
+    return _pass("dns_prerequisites", "DNS hostnames and support are enabled on both VPCs")
+
+
+def failures(results: list[CheckResult]) -> list[CheckResult]:
+    return [r for r in results if r.status == CheckStatus.FAIL]

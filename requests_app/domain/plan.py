@@ -1,0 +1,85 @@
+"""The AWS operations a request will perform, in order; shown before approval, run by the saga."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    side: str  # "requester" or "accepter"
+    account_id: str
+    region: str
+    route_table_id: str
+    destination: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.route_table_id}:{self.destination}"
+
+
+@dataclass(frozen=True)
+class PeeringPlan:
+    requester_account: str
+    requester_region: str
+    requester_vpc_id: str
+    accepter_account: str
+    accepter_region: str
+    accepter_vpc_id: str
+    allow_dns_resolution: bool
+    routes: tuple[RouteSpec, ...]
+
+    def operations(self) -> list[dict[str, str]]:
+        ops = [
+            {
+                "operation": "CreateVpcPeeringConnection",
+                "account_id": self.requester_account,
+                "region": self.requester_region,
+                "detail": f"{self.requester_vpc_id} → {self.accepter_vpc_id} "
+                f"(owner {self.accepter_account}, {self.accepter_region})",
+            },
+            {
+                "operation": "AcceptVpcPeeringConnection",
+                "account_id": self.accepter_account,
+                "region": self.accepter_region,
+                "detail": f"as account {self.accepter_account} in {self.accepter_region}",
+            },
+        ]
+        if self.allow_dns_resolution:
+            for side, account, region in (
+                ("requester", self.requester_account, self.requester_region),
+                ("accepter", self.accepter_account, self.accepter_region),
+            ):
+                ops.append(
+                    {
+                        "operation": "ModifyVpcPeeringConnectionOptions",
+                        "account_id": account,
+                        "region": region,
+                        "detail": f"{side} side: AllowDnsResolutionFromRemoteVpc=true",
+                    }
+                )
+        for route in self.routes:
+            ops.append(
+                {
+                    "operation": "CreateRoute",
+                    "account_id": route.account_id,
+                    "region": route.region,
+                    "detail": f"{route.route_table_id}: {route.destination} → the peering",
+                }
+            )
+        return ops
+
+
+def build_routes(
+    *,
+    side: str,
+    account_id: str,
+    region: str,
+    route_table_ids: list[str],
+    destinations: list[str],
+) -> list[RouteSpec]:
+    return [
+        RouteSpec(side, account_id, region, table, destination)
+        for table in route_table_ids
+        for destination in destinations
+    ]

@@ -1,0 +1,64 @@
+"""The request lifecycle as a table, checked in one place."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    PENDING_APPROVAL = "pending_approval"
+    APPROVED = "approved"
+    PROVISIONING = "provisioning"
+    ACTIVE = "active"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    FAILED = "failed"
+    DECOMMISSIONING = "decommissioning"
+    DECOMMISSIONED = "decommissioned"
+
+
+TRANSITIONS: dict[Status, frozenset[Status]] = {
+    Status.PENDING_APPROVAL: frozenset(
+        {Status.APPROVED, Status.REJECTED, Status.CANCELLED, Status.EXPIRED}
+    ),
+    Status.APPROVED: frozenset({Status.PROVISIONING, Status.FAILED}),
+    Status.PROVISIONING: frozenset({Status.ACTIVE, Status.FAILED}),
+    Status.ACTIVE: frozenset({Status.DECOMMISSIONING}),
+    # Retry goes back to the step that failed: provisioning restarts from `approved`, a failed
+    # teardown from `decommissioning`.
+    Status.FAILED: frozenset({Status.APPROVED, Status.DECOMMISSIONING}),
+    Status.DECOMMISSIONING: frozenset({Status.DECOMMISSIONED, Status.FAILED}),
+    Status.REJECTED: frozenset(),
+    Status.CANCELLED: frozenset(),
+    Status.EXPIRED: frozenset(),
+    Status.DECOMMISSIONED: frozenset(),
+}
+
+# A request in one of these states holds (or is about to hold) the one peering its VPC pair
+# may have, so a new request for the same pair in either direction is refused.
+LIVE_STATUSES: frozenset[Status] = frozenset(
+    {
+        Status.PENDING_APPROVAL,
+        Status.APPROVED,
+        Status.PROVISIONING,
+        Status.ACTIVE,
+        Status.DECOMMISSIONING,
+    }
+)
+# States in which a worker owns the request and makes progress on it.
+WORK_IN_FLIGHT: frozenset[Status] = frozenset(
+    {Status.APPROVED, Status.PROVISIONING, Status.DECOMMISSIONING}
+)
+
+
+class InvalidTransition(Exception):
+    def __init__(self, current: str, target: str) -> None:
+        self.current = current
+        self.target = target
+        super().__init__(f"a request that is {current} cannot become {target}")
+
+
+def check_transition(current: str, target: str) -> None:
+    if Status(target) not in TRANSITIONS[Status(current)]:
+        raise InvalidTransition(current, target)

@@ -1,0 +1,112 @@
+"""Read accounts' VPCs, CIDR blocks, route tables and peerings from AWS into the inventory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from requests_app.aws.gateway import AccountRef, AwsGateway, get_gateway
+from requests_app.models import AwsAccount, ObservedPeering, RouteTable, Vpc, VpcCidr
+
+
+def account_ref(account: AwsAccount) -> AccountRef:
+    return AccountRef(account.account_id, account.role_arn, account.external_id)
+
+
+@dataclass
+class SyncReport:
+    account_id: str
+    vpcs: int = 0
+    route_tables: int = 0
+    peerings: int = 0
+    vanished_vpcs: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "account_id": self.account_id,
+            "vpcs": self.vpcs,
+            "route_tables": self.route_tables,
+            "peerings": self.peerings,
+            "vanished_vpcs": self.vanished_vpcs,
+        }
+
+
+def sync_account(account: AwsAccount, gateway: AwsGateway | None = None) -> SyncReport:
+    """Read everything first, then write it in one transaction (no lock held across AWS calls)."""
+    gateway = gateway or get_gateway()
+    ref = account_ref(account)
+    report = SyncReport(account.account_id)
+    fetched = []
+    for region in account.regions:
+        vpcs = gateway.describe_vpcs(ref, region)
+        tables = gateway.describe_route_tables(ref, region)
+        peerings = gateway.describe_peerings(ref, region)
+        fetched.append((region, vpcs, tables, peerings))
+
+    now = timezone.now()
+    with transaction.atomic():
+        seen_vpcs: set[str] = set()
+        for region, vpcs, tables, peerings in fetched:
+            by_vpc: dict[str, list] = {}
+            for table in tables:
+                by_vpc.setdefault(table.vpc_id, []).append(table)
+            for info in vpcs:
+                seen_vpcs.add(info.vpc_id)
+                vpc, _ = Vpc.objects.update_or_create(
+                    vpc_id=info.vpc_id,
+                    defaults={
+                        "account": account,
+                        "region": region,
+                        "name": info.name,
+                        "is_default": info.is_default,
+                        "dns_hostnames": info.dns_hostnames,
+                        "dns_support": info.dns_support,
+                        "present_in_aws": True,
+                        "synced_at": now,
+                    },
+                )
+                VpcCidr.objects.filter(vpc=vpc).exclude(cidr__in=info.cidrs).delete()
+                for index, cidr in enumerate(info.cidrs):
+                    VpcCidr.objects.update_or_create(
+                        vpc=vpc, cidr=cidr, defaults={"is_primary": index == 0}
+                    )
+                table_ids = []
+                for table in by_vpc.get(info.vpc_id, []):
+                    table_ids.append(table.route_table_id)
+                    RouteTable.objects.update_or_create(
+                        route_table_id=table.route_table_id,
+                        defaults={
+                            "vpc": vpc,
+                            "name": table.name,
+                            "is_main": table.is_main,
+                            "routes": [
+                                {"destination": r.destination, "target": r.target, "state": r.state}
+                                for r in table.routes
+                            ],
+                        },
+                    )
+                RouteTable.objects.filter(vpc=vpc).exclude(route_table_id__in=table_ids).delete()
+                report.vpcs += 1
+                report.route_tables += len(table_ids)
+            for peering in peerings:
+                ObservedPeering.objects.update_or_create(
+                    connection_id=peering.connection_id,
+                    defaults={
+                        "requester_vpc_id": peering.requester_vpc_id,
+                        "accepter_vpc_id": peering.accepter_vpc_id,
+                        "requester_account_id": peering.requester_owner_id,
+                        "accepter_account_id": peering.accepter_owner_id,
+                        "status": peering.status,
+                        "portal_request_id": peering.tag(settings.PEERING_TAG_KEY) or "",
+                        "seen_at": now,
+                    },
+                )
+                report.peerings += 1
+        vanished = Vpc.objects.filter(account=account, present_in_aws=True).exclude(vpc_id__in=seen_vpcs)
+        report.vanished_vpcs = list(vanished.values_list("vpc_id", flat=True))
+        vanished.update(present_in_aws=False)
+        AwsAccount.objects.filter(pk=account.pk).update(last_synced_at=now)
+    return report

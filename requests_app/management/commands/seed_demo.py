@@ -1,0 +1,18 @@
+from django.core.management.base import BaseCommand
+
+from requests_app import demo
+
+
+class Command(BaseCommand):
+    help = "Build the demo accounts, VPCs and route tables in the AWS sandbox and register them, with demo users."
+
+    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+        parser.add_argument("--password", help="Password for every demo user (default: $DEMO_PASSWORD or peering-demo)")
+
+    def handle(self, *args, **options):  # type: ignore[no-untyped-def]
+        result = demo.seed(options.get("password"))
+        for report in result["synced"]:
+            self.stdout.write(
+                f"synced {report['account_id']}: {report['vpcs']} VPCs, {report['route_tables']} route tables"
+            )
+        self.stdout.write(self.style.SUCCESS("Demo world ready."))

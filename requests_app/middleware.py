@@ -1,0 +1,40 @@
+"""API clients never get an HTML error page: 404s and 500s under /api/ answer JSON."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+logger = logging.getLogger(__name__)
+
+
+class ApiJsonErrorsMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if (
+            request.path.startswith("/api/")
+            and response.status_code in (404, 500)
+            and not response.get("Content-Type", "").startswith("application/json")
+        ):
+            code = "not_found" if response.status_code == 404 else "server_error"
+            detail = "Not found." if response.status_code == 404 else "A server error occurred."
+            return JsonResponse(
+                {"type": "client_error" if code == "not_found" else "server_error",
+                 "errors": [{"code": code, "detail": detail, "attr": None}]},
+                status=response.status_code,
+            )
+        return response
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not request.path.startswith("/api/"):
+            return None
+        logger.exception("unhandled error on %s", request.path, exc_info=exception)
+        return JsonResponse(
+            {"type": "server_error", "errors": [{"code": "server_error", "detail": "A server error occurred.", "attr": None}]},
+            status=500,
+        )

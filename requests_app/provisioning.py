@@ -1,0 +1,494 @@
+"""The provisioning saga: create, accept, DNS options and routes, and the teardown.
+
+Every step looks in AWS before it acts, so running the saga again (a redelivered message, a
+retry, a second worker after a lease ran out) creates nothing twice. The connection id is
+stored the moment AWS returns it. A lease on the request keeps two workers from running the
+same saga at once; no database lock is ever held across an AWS call.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from requests_app import audit, services
+from requests_app.aws.gateway import (
+    AccountRef,
+    AwsError,
+    AwsGateway,
+    PeeringInfo,
+    PermanentAwsError,
+    TransientAwsError,
+    get_gateway,
+)
+from requests_app.domain.plan import RouteSpec
+from requests_app.domain.status import Status
+from requests_app.inventory import account_ref
+from requests_app.models import PeeringRequest
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class SagaFailure(Exception):
+    """A permanent reason the saga cannot finish; the portal undoes its work and says why."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        self.code = code
+        self.reason = reason
+        super().__init__(reason)
+
+
+def worker_label() -> str:
+    return f"worker:{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class _Sides:
+    requester: AccountRef
+    requester_region: str
+    accepter: AccountRef
+    accepter_region: str
+
+    def side(self, name: str) -> tuple[AccountRef, str]:
+        if name == "requester":
+            return self.requester, self.requester_region
+        return self.accepter, self.accepter_region
+
+
+class Saga:
+    def __init__(self, request_id: str, *, gateway: AwsGateway | None = None, label: str | None = None) -> None:
+        self.request_id = request_id
+        self.gateway = gateway or get_gateway()
+        self.label = label or worker_label()
+        self.request: PeeringRequest = self._load()
+        self.sides = _Sides(
+            requester=account_ref(self.request.requester_vpc.account),
+            requester_region=self.request.requester_vpc.region,
+            accepter=account_ref(self.request.accepter_vpc.account),
+            accepter_region=self.request.accepter_vpc.region,
+        )
+        self.routes: tuple[RouteSpec, ...] = services.plan_for(self.request).routes
+
+    def _load(self) -> PeeringRequest:
+        return PeeringRequest.objects.select_related(
+            "requester_vpc__account", "accepter_vpc__account", "department"
+        ).get(pk=self.request_id)
+
+    # --- leases -----------------------------------------------------------------------------
+    def claim(self) -> bool:
+        now = timezone.now()
+        claimed = (
+            PeeringRequest.objects.filter(pk=self.request.pk)
+            .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now) | Q(lease_owner=self.label))
+            .update(lease_owner=self.label, lease_expires_at=now + timedelta(seconds=settings.WORK_LEASE_SECONDS))
+        )
+        return claimed == 1
+
+    def renew(self) -> None:
+        now = timezone.now()
+        PeeringRequest.objects.filter(pk=self.request.pk, lease_owner=self.label).update(
+            lease_expires_at=now + timedelta(seconds=settings.WORK_LEASE_SECONDS), updated_at=now
+        )
+
+    def release(self) -> None:
+        PeeringRequest.objects.filter(pk=self.request.pk, lease_owner=self.label).update(
+            lease_owner="", lease_expires_at=None
+        )
+
+    # --- audited AWS calls ------------------------------------------------------------------
+    def aws(self, operation: str, account: AccountRef, region: str, call: Callable[[], T], **data: Any) -> T:
+        try:
+            result = call()
+        except AwsError as exc:
+            audit.record(
+                action="aws.call",
+                actor_label=self.label,
+                request=self.request,
+                operation=operation,
+                account_id=account.account_id,
+                region=region,
+                result="error",
+                error_code=exc.code,
+                message=exc.message[:2000],
+                data=data,
+            )
+            raise
+        audit.record(
+            action="aws.call",
+            actor_label=self.label,
+            request=self.request,
+            operation=operation,
+            account_id=account.account_id,
+            region=region,
+            result="ok",
+            data=data,
+        )
+        self.renew()
+        return result
+
+    def transition(self, target: Status, action: str, message: str = "", **fields: Any) -> None:
+        services.request_transition(
+            self.request, target, actor_label=self.label, action=action, message=message, **fields
+        )
+
+    # --- provisioning -----------------------------------------------------------------------
+    def provision(self) -> None:
+        if self.request.status == Status.APPROVED:
+            self.transition(Status.PROVISIONING, "provisioning.started")
+        elif self.request.status != Status.PROVISIONING:
+            logger.info("request %s is %s; nothing to provision", self.request.pk, self.request.status)
+            return
+        try:
+            connection = self.ensure_connection()
+            connection = self.ensure_accepted(connection)
+            if self.request.allow_dns_resolution:
+                self.ensure_dns(connection)
+            self.ensure_routes(connection.connection_id)
+        except (SagaFailure, PermanentAwsError) as exc:
+            self.fail("provision", exc)
+            return
+        self.transition(Status.ACTIVE, "provisioning.completed", lease_owner="", lease_expires_at=None)
+
+    def _our_connections(self) -> list[PeeringInfo]:
+        """Live connections for this pair, found by listing and filtering here (the sandbox ignores filters)."""
+        req, acc = self.request.requester_vpc.vpc_id, self.request.accepter_vpc.vpc_id
+        found = self.aws(
+            "DescribeVpcPeeringConnections",
+            self.sides.requester,
+            self.sides.requester_region,
+            lambda: self.gateway.describe_peerings(self.sides.requester, self.sides.requester_region),
+            purpose="find an existing connection for this pair",
+        )
+        return [
+            p
+            for p in found
+            if {p.requester_vpc_id, p.accepter_vpc_id} == {req, acc} and not p.is_gone
+        ]
+
+    def ensure_connection(self) -> PeeringInfo:
+        known_id = self.request.aws_peering_connection_id
+        if known_id:
+            info = self.wait_visible(known_id)
+            if info.is_gone:
+                raise SagaFailure(
+                    "connection_gone",
+                    f"peering connection {known_id} is {info.status} in AWS ({info.status_message})",
+                )
+            return info
+        pair = self._our_connections()
+        ours = [p for p in pair if p.tag(settings.PEERING_TAG_KEY) == str(self.request.pk)]
+        if ours:
+            # A previous run created it but died before storing the id: adopt it.
+            self._store_connection_id(ours[0].connection_id, adopted=True)
+            return ours[0]
+        if pair:
+            other = pair[0]
+            raise SagaFailure(
+                "duplicate_peering",
+                f"{other.connection_id} ({other.status}) already connects {other.requester_vpc_id} and "
+                f"{other.accepter_vpc_id}; the portal did not make it and two VPCs can have only one peering",
+            )
+        created = self.aws(
+            "CreateVpcPeeringConnection",
+            self.sides.requester,
+            self.sides.requester_region,
+            lambda: self.gateway.create_peering(
+                self.sides.requester,
+                self.sides.requester_region,
+                vpc_id=self.request.requester_vpc.vpc_id,
+                peer_vpc_id=self.request.accepter_vpc.vpc_id,
+                peer_owner_id=self.sides.accepter.account_id,
+                peer_region=self.sides.accepter_region,
+                tags={
+                    settings.PEERING_TAG_KEY: str(self.request.pk),
+                    "Name": f"{self.request.requester_vpc.name or self.request.requester_vpc.vpc_id}"
+                    f"--{self.request.accepter_vpc.name or self.request.accepter_vpc.vpc_id}",
+                },
+            ),
+        )
+        self._store_connection_id(created.connection_id, adopted=False)
+        return self.wait_visible(created.connection_id)
+
+    def _store_connection_id(self, connection_id: str, *, adopted: bool) -> None:
+        PeeringRequest.objects.filter(pk=self.request.pk).update(
+            aws_peering_connection_id=connection_id, updated_at=timezone.now()
+        )
+        self.request.aws_peering_connection_id = connection_id
+        audit.record(
+            action="provisioning.connection_recorded",
+            actor_label=self.label,
+            request=self.request,
+            message=f"{'adopted' if adopted else 'created'} {connection_id}",
+            data={"connection_id": connection_id, "adopted": adopted},
+        )
+
+    def wait_visible(self, connection_id: str) -> PeeringInfo:
+        """A fresh id may be NotFound for a while (eventual consistency); there is no waiter."""
+        deadline = time.monotonic() + settings.PEERING_VISIBILITY_TIMEOUT_SECONDS
+        delay = 0.2
+        while True:
+            info = self.aws(
+                "DescribeVpcPeeringConnections",
+                self.sides.requester,
+                self.sides.requester_region,
+                lambda: self.gateway.describe_peering(self.sides.requester, self.sides.requester_region, connection_id),
+                connection_id=connection_id,
+            )
+            if info is not None and info.status != "initiating-request":
+                return info
+            if time.monotonic() > deadline:
+                raise TransientAwsError(
+                    "InvalidVpcPeeringConnectionID.NotFound",
+                    f"{connection_id} is not visible yet after {settings.PEERING_VISIBILITY_TIMEOUT_SECONDS}s",
+                    "DescribeVpcPeeringConnections",
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    def ensure_accepted(self, connection: PeeringInfo) -> PeeringInfo:
+        if connection.status == "active":
+            return connection
+        if connection.status == "pending-acceptance":
+            return self.aws(
+                "AcceptVpcPeeringConnection",
+                self.sides.accepter,
+                self.sides.accepter_region,
+                lambda: self.gateway.accept_peering(
+                    self.sides.accepter, self.sides.accepter_region, connection.connection_id
+                ),
+                connection_id=connection.connection_id,
+            )
+        if connection.status == "provisioning":
+            raise TransientAwsError("Provisioning", f"{connection.connection_id} is still provisioning", "AcceptVpcPeeringConnection")
+        raise SagaFailure(
+            f"connection_{connection.status}".replace("-", "_"),
+            f"peering connection {connection.connection_id} is {connection.status} in AWS: {connection.status_message}",
+        )
+
+    def ensure_dns(self, connection: PeeringInfo) -> None:
+        current = {"requester": connection.requester_dns_resolution, "accepter": connection.accepter_dns_resolution}
+        for side in ("requester", "accepter"):
+            if current[side]:
+                continue
+            account, region = self.sides.side(side)
+            self.aws(
+                "ModifyVpcPeeringConnectionOptions",
+                account,
+                region,
+                lambda account=account, region=region, side=side: self.gateway.set_dns_resolution(
+                    account, region, connection.connection_id, side=side, enabled=True
+                ),
+                side=side,
+                connection_id=connection.connection_id,
+            )
+
+    def _tables_by_side(self) -> dict[str, dict[str, Any]]:
+        wanted: dict[str, list[str]] = defaultdict(list)
+        for spec in self.routes:
+            if spec.route_table_id not in wanted[spec.side]:
+                wanted[spec.side].append(spec.route_table_id)
+        tables: dict[str, dict[str, Any]] = {}
+        for side, ids in wanted.items():
+            account, region = self.sides.side(side)
+            described = self.aws(
+                "DescribeRouteTables",
+                account,
+                region,
+                lambda account=account, region=region, ids=ids: self.gateway.describe_route_tables(account, region, ids),
+                route_table_ids=ids,
+            )
+            tables[side] = {t.route_table_id: t for t in described if t.route_table_id in ids}
+            missing = [i for i in ids if i not in tables[side]]
+            if missing:
+                raise SagaFailure("route_table_not_found", f"route table {', '.join(missing)} no longer exists in AWS")
+        return tables
+
+    def ensure_routes(self, connection_id: str) -> None:
+        tables = self._tables_by_side()
+        for spec in self.routes:
+            existing = tables[spec.side][spec.route_table_id].route_to(spec.destination)
+            if existing is not None:
+                if existing.target == connection_id:
+                    continue
+                raise self._route_conflict(spec, existing.target)
+            account, region = self.sides.side(spec.side)
+            try:
+                self.aws(
+                    "CreateRoute",
+                    account,
+                    region,
+                    lambda spec=spec, account=account, region=region: self.gateway.create_route(
+                        account, region, route_table_id=spec.route_table_id,
+                        destination=spec.destination, connection_id=connection_id,
+                    ),
+                    route_table_id=spec.route_table_id,
+                    destination=spec.destination,
+                    connection_id=connection_id,
+                )
+            except PermanentAwsError as exc:
+                if exc.code != "RouteAlreadyExists":
+                    raise
+                # Someone (or an earlier run of ours) got there first: ours only if it targets us.
+                fresh = self.gateway.describe_route_tables(account, region, [spec.route_table_id])
+                route = fresh[0].route_to(spec.destination) if fresh else None
+                if route is None or route.target != connection_id:
+                    raise self._route_conflict(spec, route.target if route else "unknown") from None
+
+    def _route_conflict(self, spec: RouteSpec, target: str) -> SagaFailure:
+        return SagaFailure(
+            "route_conflict",
+            f"route table {spec.route_table_id} already routes {spec.destination} to {target}; "
+            "the portal never overwrites a route it did not make",
+        )
+
+    # --- failure and teardown ---------------------------------------------------------------
+    def fail(self, operation: str, exc: Exception) -> None:
+        """Undo what the portal made, then record `failed` with a reason a person can act on."""
+        reason = exc.reason if isinstance(exc, SagaFailure) else str(exc)
+        cleanup_note = ""
+        if operation == "provision":
+            try:
+                self.teardown()
+            except AwsError as cleanup_exc:
+                cleanup_note = (
+                    f" Clean-up did not finish ({cleanup_exc}); retry, or decommission once the cause is fixed."
+                )
+        self.request = self._load()
+        if self.request.status not in (Status.APPROVED, Status.PROVISIONING, Status.DECOMMISSIONING):
+            return
+        self.transition(
+            Status.FAILED,
+            f"{'provisioning' if operation == 'provision' else 'decommissioning'}.failed",
+            message=reason + cleanup_note,
+            failure_reason=reason + cleanup_note,
+            failed_operation=operation,
+            lease_owner="",
+            lease_expires_at=None,
+        )
+
+    def teardown(self) -> None:
+        """Remove the routes that target our connection, then the connection. NotFound counts as done."""
+        connection_id = self.request.aws_peering_connection_id
+        if not connection_id:
+            ours = [p for p in self._our_connections() if p.tag(settings.PEERING_TAG_KEY) == str(self.request.pk)]
+            if not ours:
+                return
+            connection_id = ours[0].connection_id
+        try:
+            tables = self._tables_by_side()
+        except SagaFailure:
+            tables = {}
+        for spec in self.routes:
+            table = tables.get(spec.side, {}).get(spec.route_table_id)
+            route = table.route_to(spec.destination) if table else None
+            if route is None or route.target != connection_id:
+                continue  # not ours: never touched
+            account, region = self.sides.side(spec.side)
+            try:
+                self.aws(
+                    "DeleteRoute",
+                    account,
+                    region,
+                    lambda spec=spec, account=account, region=region: self.gateway.delete_route(
+                        account, region, route_table_id=spec.route_table_id, destination=spec.destination
+                    ),
+                    route_table_id=spec.route_table_id,
+                    destination=spec.destination,
+                )
+            except PermanentAwsError as exc:
+                if not exc.is_not_found:
+                    raise
+        info = self.aws(
+            "DescribeVpcPeeringConnections",
+            self.sides.requester,
+            self.sides.requester_region,
+            lambda: self.gateway.describe_peering(self.sides.requester, self.sides.requester_region, connection_id),
+            connection_id=connection_id,
+        )
+        if info is None or info.status in {"deleted", "deleting", "failed", "rejected", "expired"}:
+            return  # AWS removes failed, rejected and expired connections itself
+        try:
+            self.aws(
+                "DeleteVpcPeeringConnection",
+                self.sides.requester,
+                self.sides.requester_region,
+                lambda: self.gateway.delete_peering(self.sides.requester, self.sides.requester_region, connection_id),
+                connection_id=connection_id,
+            )
+        except PermanentAwsError as exc:
+            if not exc.is_not_found:
+                raise
+
+    def decommission(self) -> None:
+        if self.request.status != Status.DECOMMISSIONING:
+            logger.info("request %s is %s; nothing to decommission", self.request.pk, self.request.status)
+            return
+        try:
+            self.teardown()
+        except (SagaFailure, PermanentAwsError) as exc:
+            self.fail("decommission", exc)
+            return
+        self.transition(Status.DECOMMISSIONED, "decommissioning.completed", lease_owner="", lease_expires_at=None)
+
+    def repair(self) -> None:
+        if self.request.status != Status.ACTIVE or not self.request.aws_peering_connection_id:
+            return
+        connection_id = self.request.aws_peering_connection_id
+        info = self.wait_visible(connection_id)
+        if info.is_gone:
+            audit.record(
+                action="repair.refused",
+                actor_label=self.label,
+                request=self.request,
+                message=f"{connection_id} is {info.status}; the portal never silently recreates a connection",
+            )
+            return
+        try:
+            self.ensure_routes(connection_id)
+        except (SagaFailure, PermanentAwsError) as exc:
+            audit.record(action="repair.failed", actor_label=self.label, request=self.request, message=str(exc))
+            return
+        PeeringRequest.objects.filter(pk=self.request.pk).update(drift=None, updated_at=timezone.now())
+        audit.record(action="repair.completed", actor_label=self.label, request=self.request)
+
+
+def run(request_id: str, operation: str) -> None:
+    """Run one saga operation for a request, if no other worker holds it."""
+    try:
+        saga = Saga(request_id)
+    except PeeringRequest.DoesNotExist:
+        logger.warning("request %s does not exist; dropping %s", request_id, operation)
+        return
+    if not saga.claim():
+        logger.info("request %s is leased by %s; leaving it", request_id, saga.request.lease_owner)
+        return
+    try:
+        getattr(saga, operation)()
+    finally:
+        saga.release()
+
+
+def give_up(request_id: str, operation: str, exc: Exception) -> None:
+    """Transient errors outlasted every retry: undo and fail with the last error as the reason."""
+    saga = Saga(request_id)
+    if not saga.claim():
+        return
+    try:
+        saga.fail(
+            "decommission" if operation == "decommission" else "provision",
+            SagaFailure("retries_exhausted", f"AWS kept failing after every retry: {exc}"),
+        )
+    finally:
+        saga.release()

@@ -1,0 +1,82 @@
+"""Read queries, shaped for the pages and endpoints that use them (no N+1)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Prefetch, Q, QuerySet
+
+from requests_app import permissions
+from requests_app.domain.status import Status
+from requests_app.models import AuditEvent, PeeringRequest, RouteTable, Vpc, VpcCidr
+
+
+def _vpc_prefetch(prefix: str) -> list[Any]:
+    return [
+        Prefetch(f"{prefix}cidr_blocks", queryset=VpcCidr.objects.order_by("-is_primary", "cidr")),
+        Prefetch(f"{prefix}route_tables", queryset=RouteTable.objects.all()),
+    ]
+
+
+def requests_visible_to(user: Any) -> QuerySet[PeeringRequest]:
+    qs = PeeringRequest.objects.select_related(
+        "requester_vpc__account__department",
+        "accepter_vpc__account__department",
+        "requested_by",
+        "decided_by",
+        "department",
+    )
+    if permissions.is_admin(user):
+        return qs
+    return qs.filter(
+        Q(department_id__in=permissions.department_ids(user))
+        | Q(accepter_vpc_id__in=permissions.owned_vpc_ids(user))
+    )
+
+
+def approval_queue_for(user: Any) -> QuerySet[PeeringRequest]:
+    """Requests waiting on VPCs this user owns, oldest first; their own requests excluded."""
+    return (
+        requests_visible_to(user)
+        .filter(status=Status.PENDING_APPROVAL, accepter_vpc_id__in=permissions.owned_vpc_ids(user))
+        .exclude(requested_by=user)
+        .order_by("created_at")
+    )
+
+
+def vpcs_visible_to(user: Any) -> QuerySet[Vpc]:
+    """The caller's department's VPCs, the VPCs they own, and every VPC with owners (peer targets)."""
+    qs = Vpc.objects.select_related("account__department").prefetch_related(
+        *_vpc_prefetch(""), "owners"
+    ).filter(present_in_aws=True)
+    if permissions.is_admin(user):
+        return qs
+    return qs.filter(
+        Q(account__department_id__in=permissions.department_ids(user))
+        | Q(owners__isnull=False)
+    ).distinct()
+
+
+def requester_vpcs_for(user: Any) -> QuerySet[Vpc]:
+    return vpcs_visible_to(user).filter(account__department_id__in=permissions.department_ids(user))
+
+
+def peer_vpcs_for(user: Any) -> QuerySet[Vpc]:
+    return vpcs_visible_to(user).filter(owners__isnull=False).distinct()
+
+
+def events_visible_to(user: Any) -> QuerySet[AuditEvent]:
+    qs = AuditEvent.objects.select_related("request")
+    if permissions.is_admin(user):
+        return qs
+    visible = requests_visible_to(user).values("pk")
+    return qs.filter(request_id__in=visible)
+
+
+def vpc_with_facts(vpc_id: str) -> Vpc | None:
+    return (
+        Vpc.objects.select_related("account__department")
+        .prefetch_related(*_vpc_prefetch(""), "owners")
+        .filter(vpc_id=vpc_id, present_in_aws=True)
+        .first()
+    )

@@ -1,0 +1,593 @@
+"""Use cases: one function each, keyword-only, taking the actor.
+
+Each runs in one transaction: check permission and transition, change the row, append the audit
+event, and enqueue worker tasks only once the transaction has committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from requests_app import audit, permissions, selectors
+from requests_app.domain import checks as rules
+from requests_app.domain.plan import PeeringPlan, RouteSpec, build_routes
+from requests_app.domain.status import LIVE_STATUSES, InvalidTransition, Status, check_transition
+from requests_app.models import AwsAccount, Department, ObservedPeering, PeeringRequest, Vpc
+
+logger = logging.getLogger(__name__)
+
+LIVE_AWS_STATES = ("initiating-request", "pending-acceptance", "provisioning", "active")
+
+
+class PortalError(Exception):
+    """A refusal with a machine-readable code, an HTTP status and a message for people."""
+
+    def __init__(
+        self,
+        code: str,
+        detail: str,
+        *,
+        status: int = 400,
+        attr: str | None = None,
+        checks: list[dict[str, Any]] | None = None,
+    ) -> None:
+        self.code = code
+        self.detail = detail
+        self.status = status
+        self.attr = attr
+        self.checks = checks
+        super().__init__(detail)
+
+
+class ChecksFailed(PortalError):
+    def __init__(self, results: list[rules.CheckResult]) -> None:
+        failed = rules.failures(results)
+        super().__init__(
+            failed[0].code if failed else "checks_failed",
+            "; ".join(r.detail for r in failed),
+            checks=[r.as_dict() for r in results],
+        )
+        self.results = results
+
+
+# --- evaluating a request (pre-flight) --------------------------------------------------------
+@dataclass(frozen=True)
+class PeeringDraft:
+    requester_vpc: str
+    accepter_vpc: str
+    requester_route_tables: list[str] = field(default_factory=list)
+    accepter_route_tables: list[str] = field(default_factory=list)
+    requester_destination_cidrs: list[str] = field(default_factory=list)
+    accepter_destination_cidrs: list[str] = field(default_factory=list)
+    allow_dns_resolution: bool = False
+    justification: str = ""
+    external_ref: str = ""
+
+
+@dataclass
+class Evaluation:
+    results: list[rules.CheckResult]
+    requester: Vpc | None
+    accepter: Vpc | None
+    requester_route_tables: list[str]
+    accepter_route_tables: list[str]
+    requester_destination_cidrs: list[str]
+    accepter_destination_cidrs: list[str]
+    plan: PeeringPlan | None
+
+    @property
+    def ok(self) -> bool:
+        return not rules.failures(self.results)
+
+    @property
+    def checks(self) -> list[dict[str, Any]]:
+        return [r.as_dict() for r in self.results]
+
+    @property
+    def operations(self) -> list[dict[str, str]]:
+        return self.plan.operations() if self.plan else []
+
+
+def vpc_facts(vpc: Vpc) -> rules.VpcFacts:
+    return rules.VpcFacts(
+        vpc_id=vpc.vpc_id,
+        name=vpc.name,
+        account_id=vpc.account.account_id,
+        region=vpc.region,
+        cidrs=tuple(vpc.cidr_list()),
+        route_tables=tuple(
+            rules.RouteTableFacts(
+                route_table_id=rt.route_table_id,
+                name=rt.name,
+                is_main=rt.is_main,
+                routes=tuple(rules.RouteFacts(r["destination"], r["target"]) for r in rt.routes),
+            )
+            for rt in vpc.route_tables.all()
+        ),
+        dns_hostnames=vpc.dns_hostnames,
+        dns_support=vpc.dns_support,
+        has_owners=bool(vpc.owners.all()),
+    )
+
+
+def _existing_peerings(
+    vpc_a: str, vpc_b: str, *, exclude_request: Any = None
+) -> tuple[rules.ExistingPeering, ...]:
+    pair_key = PeeringRequest.make_pair_key(vpc_a, vpc_b)
+    live = PeeringRequest.objects.filter(pair_key=pair_key, status__in=list(LIVE_STATUSES)).select_related(
+        "requester_vpc", "accepter_vpc"
+    )
+    if exclude_request is not None:
+        live = live.exclude(pk=exclude_request)
+    found = [
+        rules.ExistingPeering(
+            r.requester_vpc.vpc_id, r.accepter_vpc.vpc_id, r.status, f"request {r.pk}"
+        )
+        for r in live
+    ]
+    portal_ids = {str(r.pk) for r in live} | ({str(exclude_request)} if exclude_request else set())
+    observed = ObservedPeering.objects.filter(
+        Q(requester_vpc_id=vpc_a, accepter_vpc_id=vpc_b) | Q(requester_vpc_id=vpc_b, accepter_vpc_id=vpc_a),
+        status__in=LIVE_AWS_STATES,
+    )
+    found += [
+        rules.ExistingPeering(
+            o.requester_vpc_id,
+            o.accepter_vpc_id,
+            o.status,
+            f"connection {o.connection_id} found in AWS"
+            + ("" if o.is_managed else ", not made by the portal"),
+        )
+        for o in observed
+        if o.portal_request_id not in portal_ids
+    ]
+    return tuple(found)
+
+
+def peering_request_evaluate(
+    *, draft: PeeringDraft, department_ids: set[int], exclude_request: Any = None
+) -> Evaluation:
+    """Run every rule for a would-be request; creates nothing."""
+    requester = selectors.vpc_with_facts(draft.requester_vpc)
+    accepter = selectors.vpc_with_facts(draft.accepter_vpc)
+    req_facts = vpc_facts(requester) if requester else None
+    acc_facts = vpc_facts(accepter) if accepter else None
+    others: tuple[rules.VpcFacts, ...] = ()
+    if draft.requester_destination_cidrs or draft.accepter_destination_cidrs:
+        # Only needed to explain a transitive-routing request, so only loaded then.
+        others = tuple(
+            vpc_facts(v)
+            for v in Vpc.objects.select_related("account")
+            .prefetch_related("cidr_blocks", "owners")
+            .exclude(vpc_id__in=[draft.requester_vpc, draft.accepter_vpc])
+            .filter(present_in_aws=True)
+        )
+    requester_tables = list(draft.requester_route_tables) or (
+        [rt.route_table_id for rt in requester.route_tables.all()] if requester else []
+    )
+    accepter_tables = list(draft.accepter_route_tables) or (
+        [rt.route_table_id for rt in accepter.route_tables.all()] if accepter else []
+    )
+    results = rules.run_checks(
+        rules.CheckInput(
+            requester_vpc_id=draft.requester_vpc,
+            accepter_vpc_id=draft.accepter_vpc,
+            requester=req_facts,
+            accepter=acc_facts,
+            requester_is_callers=bool(requester and requester.account.department_id in department_ids),
+            requester_route_tables=tuple(draft.requester_route_tables),
+            accepter_route_tables=tuple(draft.accepter_route_tables),
+            requester_destination_cidrs=tuple(draft.requester_destination_cidrs),
+            accepter_destination_cidrs=tuple(draft.accepter_destination_cidrs),
+            allow_dns_resolution=draft.allow_dns_resolution,
+            existing=_existing_peerings(draft.requester_vpc, draft.accepter_vpc, exclude_request=exclude_request)
+            if requester and accepter
+            else (),
+            other_vpcs=others,
+        )
+    )
+    plan = None
+    requester_destinations: list[str] = []
+    accepter_destinations: list[str] = []
+    if requester and accepter and req_facts and acc_facts:
+        requester_destinations = list(draft.requester_destination_cidrs) or list(acc_facts.cidrs)
+        accepter_destinations = list(draft.accepter_destination_cidrs) or list(req_facts.cidrs)
+        plan = _make_plan(
+            requester, accepter, requester_tables, accepter_tables,
+            requester_destinations, accepter_destinations, draft.allow_dns_resolution,
+        )
+    return Evaluation(
+        results=results,
+        requester=requester,
+        accepter=accepter,
+        requester_route_tables=requester_tables,
+        accepter_route_tables=accepter_tables,
+        requester_destination_cidrs=requester_destinations,
+        accepter_destination_cidrs=accepter_destinations,
+        plan=plan,
+    )
+
+
+def _make_plan(
+    requester: Vpc,
+    accepter: Vpc,
+    requester_tables: list[str],
+    accepter_tables: list[str],
+    requester_destinations: list[str],
+    accepter_destinations: list[str],
+    allow_dns: bool,
+) -> PeeringPlan:
+    routes: list[RouteSpec] = build_routes(
+        side="requester",
+        account_id=requester.account.account_id,
+        region=requester.region,
+        route_table_ids=requester_tables,
+        destinations=requester_destinations,
+    ) + build_routes(
+        side="accepter",
+        account_id=accepter.account.account_id,
+        region=accepter.region,
+        route_table_ids=accepter_tables,
+        destinations=accepter_destinations,
+    )
+    return PeeringPlan(
+        requester_account=requester.account.account_id,
+        requester_region=requester.region,
+        requester_vpc_id=requester.vpc_id,
+        accepter_account=accepter.account.account_id,
+        accepter_region=accepter.region,
+        accepter_vpc_id=accepter.vpc_id,
+        allow_dns_resolution=allow_dns,
+        routes=tuple(routes),
+    )
+
+
+def plan_for(request: PeeringRequest) -> PeeringPlan:
+    """The plan a stored request carries: the tables and destinations fixed when it was filed."""
+    return _make_plan(
+        request.requester_vpc,
+        request.accepter_vpc,
+        request.requester_route_tables,
+        request.accepter_route_tables,
+        request.requester_destination_cidrs,
+        request.accepter_destination_cidrs,
+        request.allow_dns_resolution,
+    )
+
+
+# --- the request lifecycle ------------------------------------------------------------------
+def get_visible_request(actor: Any, request_id: Any) -> PeeringRequest:
+    """The request if the actor may see it; otherwise 404, so ids cannot be probed."""
+    try:
+        pk = uuid.UUID(str(request_id))
+    except ValueError:
+        pk = None
+    request = selectors.requests_visible_to(actor).filter(pk=pk).first() if pk else None
+    if request is None:
+        raise PortalError("not_found", "No such peering request.", status=404)
+    return request
+
+
+def request_transition(
+    request: PeeringRequest,
+    target: Status,
+    *,
+    actor: Any = None,
+    actor_label: str | None = None,
+    action: str,
+    message: str = "",
+    data: dict[str, Any] | None = None,
+    **fields: Any,
+) -> PeeringRequest:
+    """Move `request` to `target` if it is still in the state we read; audit it in the same transaction.
+
+    The conditional update is the lock: of two approvers (or two workers) only one matches.
+    """
+    current = request.status
+    try:
+        check_transition(current, target)
+    except InvalidTransition as exc:
+        raise PortalError("invalid_transition", str(exc), status=409) from None
+    now = timezone.now()
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                updated = PeeringRequest.objects.filter(pk=request.pk, status=current).update(
+                    status=target, updated_at=now, **fields
+                )
+        except IntegrityError:
+            raise PortalError(
+                "duplicate_peering",
+                f"{request.requester_vpc.label} and {request.accepter_vpc.label} already have "
+                "another live peering; two VPCs can have only one",
+                status=409,
+            ) from None
+        if updated != 1:
+            fresh = PeeringRequest.objects.filter(pk=request.pk).values_list("status", flat=True).first()
+            raise PortalError(
+                "invalid_transition",
+                f"the request changed while you were acting: it is now {fresh}, not {current}",
+                status=409,
+            )
+        request.status = target
+        request.updated_at = now
+        for name, value in fields.items():
+            setattr(request, name, value)
+        audit.record(
+            action=action,
+            actor=actor,
+            actor_label=actor_label,
+            request=request,
+            from_status=current,
+            to_status=target,
+            message=message,
+            data=data,
+        )
+    return request
+
+
+def _enqueue_on_commit(task_name: str, request_id: Any) -> None:
+    """Send work to the broker after commit; if the broker is down the sweeper sends it later."""
+
+    def send() -> None:
+        from requests_app import tasks
+
+        try:
+            getattr(tasks, task_name).delay(str(request_id))
+        except Exception:  # noqa: BLE001 - the committed state is the source of truth
+            logger.exception("could not enqueue %s for %s; the sweeper will retry", task_name, request_id)
+
+    transaction.on_commit(send)
+
+
+def peering_request_submit(*, actor: Any, draft: PeeringDraft) -> PeeringRequest:
+    evaluation = peering_request_evaluate(draft=draft, department_ids=permissions.department_ids(actor))
+    if not evaluation.ok:
+        raise ChecksFailed(evaluation.results)
+    assert evaluation.requester and evaluation.accepter
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                request = PeeringRequest.objects.create(
+                    requester_vpc=evaluation.requester,
+                    accepter_vpc=evaluation.accepter,
+                    pair_key=PeeringRequest.make_pair_key(draft.requester_vpc, draft.accepter_vpc),
+                    requester_route_tables=evaluation.requester_route_tables,
+                    accepter_route_tables=evaluation.accepter_route_tables,
+                    requester_destination_cidrs=evaluation.requester_destination_cidrs,
+                    accepter_destination_cidrs=evaluation.accepter_destination_cidrs,
+                    allow_dns_resolution=draft.allow_dns_resolution,
+                    justification=draft.justification,
+                    external_ref=draft.external_ref,
+                    requested_by=actor,
+                    department=evaluation.requester.account.department,
+                    checks=evaluation.checks,
+                    plan=evaluation.operations,
+                )
+        except IntegrityError:
+            # Another request for this pair committed between our check and our insert.
+            raise ChecksFailed(
+                peering_request_evaluate(draft=draft, department_ids=permissions.department_ids(actor)).results
+            ) from None
+        audit.record(
+            action="request.submitted",
+            actor=actor,
+            request=request,
+            to_status=Status.PENDING_APPROVAL,
+            message=draft.justification,
+            data={"external_ref": draft.external_ref, "checks": evaluation.checks},
+        )
+    return request
+
+
+def peering_request_approve(*, actor: Any, request_id: Any, comment: str = "") -> PeeringRequest:
+    with transaction.atomic():
+        request = get_visible_request(actor, request_id)
+        _require(permissions.why_not_decide(actor, request), self_check=request.requested_by_id == actor.pk)
+        if request.status != Status.PENDING_APPROVAL:
+            raise PortalError(
+                "invalid_transition", f"a request that is {request.status} cannot be approved", status=409
+            )
+        # The world may have changed since filing; approve only what can still work.
+        evaluation = peering_request_evaluate(
+            draft=_draft_of(request), department_ids={request.department_id}, exclude_request=request.pk
+        )
+        if not evaluation.ok:
+            raise ChecksFailed(evaluation.results)
+        request = request_transition(
+            request,
+            Status.APPROVED,
+            actor=actor,
+            action="request.approved",
+            message=comment,
+            decided_by=actor,
+            decided_at=timezone.now(),
+            decision_comment=comment,
+            checks=evaluation.checks,
+        )
+        _enqueue_on_commit("provision_peering_request", request.pk)
+    return request
+
+
+def peering_request_reject(*, actor: Any, request_id: Any, comment: str) -> PeeringRequest:
+    with transaction.atomic():
+        request = get_visible_request(actor, request_id)
+        _require(permissions.why_not_decide(actor, request), self_check=request.requested_by_id == actor.pk)
+        if not comment.strip():
+            raise PortalError("comment_required", "Say why the request is rejected.", attr="comment")
+        return request_transition(
+            request,
+            Status.REJECTED,
+            actor=actor,
+            action="request.rejected",
+            message=comment,
+            decided_by=actor,
+            decided_at=timezone.now(),
+            decision_comment=comment,
+        )
+
+
+def peering_request_cancel(*, actor: Any, request_id: Any, comment: str = "") -> PeeringRequest:
+    with transaction.atomic():
+        request = get_visible_request(actor, request_id)
+        _require(permissions.why_not_cancel(actor, request))
+        return request_transition(
+            request, Status.CANCELLED, actor=actor, action="request.cancelled", message=comment
+        )
+
+
+def peering_request_retry(*, actor: Any, request_id: Any) -> PeeringRequest:
+    with transaction.atomic():
+        request = get_visible_request(actor, request_id)
+        _require(permissions.why_not_operate(actor, request))
+        if request.status != Status.FAILED:
+            raise PortalError("invalid_transition", f"only a failed request can be retried; this one is {request.status}", status=409)
+        target = Status.DECOMMISSIONING if request.failed_operation == "decommission" else Status.APPROVED
+        request = request_transition(
+            request,
+            target,
+            actor=actor,
+            action="request.retried",
+            message=request.failure_reason,
+            failure_reason="",
+            failed_operation="",
+        )
+        _enqueue_on_commit(
+            "decommission_peering_request" if target == Status.DECOMMISSIONING else "provision_peering_request",
+            request.pk,
+        )
+    return request
+
+
+def peering_request_decommission(*, actor: Any, request_id: Any, comment: str = "") -> PeeringRequest:
+    with transaction.atomic():
+        request = get_visible_request(actor, request_id)
+        _require(permissions.why_not_operate(actor, request))
+        request = request_transition(
+            request, Status.DECOMMISSIONING, actor=actor, action="request.decommission_requested", message=comment
+        )
+        _enqueue_on_commit("decommission_peering_request", request.pk)
+    return request
+
+
+def peering_request_repair(*, actor: Any, request_id: Any) -> PeeringRequest:
+    with transaction.atomic():
+        request = get_visible_request(actor, request_id)
+        _require(permissions.why_not_repair(actor, request))
+        if request.status != Status.ACTIVE:
+            raise PortalError("invalid_transition", f"only an active peering can be repaired; this one is {request.status}", status=409)
+        audit.record(action="request.repair_requested", actor=actor, request=request, data={"drift": request.drift})
+        _enqueue_on_commit("repair_peering_request", request.pk)
+    return request
+
+
+def _require(reason: str | None, *, self_check: bool = False) -> None:
+    if reason:
+        raise PortalError("self_approval" if self_check else "permission_denied", reason, status=403)
+
+
+def _draft_of(request: PeeringRequest) -> PeeringDraft:
+    return PeeringDraft(
+        requester_vpc=request.requester_vpc.vpc_id,
+        accepter_vpc=request.accepter_vpc.vpc_id,
+        requester_route_tables=request.requester_route_tables,
+        accepter_route_tables=request.accepter_route_tables,
+        requester_destination_cidrs=request.requester_destination_cidrs,
+        accepter_destination_cidrs=request.accepter_destination_cidrs,
+        allow_dns_resolution=request.allow_dns_resolution,
+        justification=request.justification,
+        external_ref=request.external_ref,
+    )
+
+
+# --- accounts and inventory ------------------------------------------------------------------
+def aws_account_register(
+    *, actor: Any, account_id: str, name: str, department: str, role_arn: str, regions: list[str]
+) -> AwsAccount:
+    if not permissions.is_admin(actor):
+        raise PortalError("permission_denied", "Only administrators register AWS accounts.", status=403)
+    dept = Department.objects.filter(slug=department).first()
+    if dept is None:
+        raise PortalError("not_found", f"No department {department!r}.", attr="department")
+    with transaction.atomic():
+        account = AwsAccount(account_id=account_id, name=name, department=dept, role_arn=role_arn, regions=regions)
+        account.full_clean()
+        account.save()
+        audit.record(
+            action="account.registered",
+            actor=actor,
+            account_id=account_id,
+            data={"name": name, "department": department, "role_arn": role_arn, "regions": regions},
+        )
+    return account
+
+
+def aws_account_sync(*, actor: Any, account_id: str) -> dict[str, object]:
+    from requests_app import inventory
+    from requests_app.aws.gateway import AwsError
+
+    if not permissions.is_admin(actor):
+        raise PortalError("permission_denied", "Only administrators sync AWS accounts.", status=403)
+    account = AwsAccount.objects.filter(account_id=account_id).first()
+    if account is None:
+        raise PortalError("not_found", f"No AWS account {account_id} is registered.", status=404)
+    try:
+        report = inventory.sync_account(account)
+    except AwsError as exc:
+        audit.record(
+            action="account.sync_failed", actor=actor, account_id=account_id, result="error",
+            error_code=exc.code, operation=exc.operation, message=exc.message,
+        )
+        raise PortalError("aws_error", f"Reading account {account_id} failed: {exc}", status=502) from None
+    audit.record(action="account.synced", actor=actor, account_id=account_id, result="ok", data=report.as_dict())
+    return report.as_dict()
+
+
+# --- webhooks -------------------------------------------------------------------------------
+def _refuse_private_destination(url: str) -> None:
+    """No webhooks into loopback, link-local (instance metadata) or private ranges, unless allowed."""
+    import ipaddress
+    import socket
+    from urllib.parse import urlsplit
+
+    from django.conf import settings
+
+    host = urlsplit(url).hostname or ""
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except socket.gaierror:
+        raise PortalError("invalid_url", f"{host!r} does not resolve.", attr="url") from None
+    if settings.WEBHOOK_ALLOW_PRIVATE:
+        return
+    for address in addresses:
+        ip = ipaddress.ip_address(address.split("%")[0])
+        if ip.is_loopback or ip.is_link_local or ip.is_private or ip.is_reserved or ip.is_multicast:
+            raise PortalError(
+                "private_destination",
+                f"{host} resolves to {ip}, a loopback, link-local or private address; "
+                "set WEBHOOK_ALLOW_PRIVATE=1 to allow such destinations",
+                attr="url",
+            )
+
+
+def webhook_register(*, actor: Any, url: str, events: list[str], active: bool = True) -> Any:
+    import secrets
+
+    from requests_app.models import Webhook
+
+    if not permissions.is_admin(actor):
+        raise PortalError("permission_denied", "Only administrators register webhooks.", status=403)
+    _refuse_private_destination(url)
+    with transaction.atomic():
+        hook = Webhook.objects.create(
+            url=url, events=events, active=active, created_by=actor, secret="whsec_" + secrets.token_urlsafe(32)
+        )
+        audit.record(action="webhook.registered", actor=actor, data={"url": url, "events": events})
+    return hook

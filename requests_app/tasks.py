@@ -1,0 +1,67 @@
+"""Thin Celery tasks: take ids, call the saga or services, return quietly when work is done."""
+
+from __future__ import annotations
+
+import logging
+import random
+from datetime import timedelta
+
+from celery import shared_task
+from django.conf import settings
+from django.utils import timezone
+
+from requests_app import provisioning
+from requests_app.aws.gateway import TransientAwsError
+from requests_app.domain.status import Status
+from requests_app.models import PeeringRequest
+
+logger = logging.getLogger(__name__)
+
+
+def _backoff(retries: int) -> float:
+    """Exponential backoff with full jitter, capped at two minutes."""
+    return random.uniform(0, min(120.0, 2.0 ** (retries + 1)))
+
+
+def _run_with_retries(task, request_id: str, operation: str) -> None:  # type: ignore[no-untyped-def]
+    try:
+        provisioning.run(request_id, operation)
+    except TransientAwsError as exc:
+        if task.request.retries >= settings.PROVISIONING_MAX_RETRIES:
+            provisioning.give_up(request_id, operation, exc)
+            return
+        logger.warning("transient AWS error on %s %s, retrying: %s", operation, request_id, exc)
+        raise task.retry(exc=exc, countdown=_backoff(task.request.retries)) from None
+
+
+@shared_task(bind=True, acks_late=True, max_retries=None)
+def provision_peering_request(self, request_id: str) -> None:  # type: ignore[no-untyped-def]
+    _run_with_retries(self, request_id, "provision")
+
+
+@shared_task(bind=True, acks_late=True, max_retries=None)
+def decommission_peering_request(self, request_id: str) -> None:  # type: ignore[no-untyped-def]
+    _run_with_retries(self, request_id, "decommission")
+
+
+@shared_task(bind=True, acks_late=True, max_retries=None)
+def repair_peering_request(self, request_id: str) -> None:  # type: ignore[no-untyped-def]
+    _run_with_retries(self, request_id, "repair")
+
+
+@shared_task
+def sweep_stuck_work() -> dict[str, int]:
+    """Re-enqueue work that made no progress within its lease (lost message, dead worker, broker down)."""
+    cutoff = timezone.now() - timedelta(seconds=settings.WORK_LEASE_SECONDS)
+    stuck = PeeringRequest.objects.filter(
+        status__in=[Status.APPROVED, Status.PROVISIONING, Status.DECOMMISSIONING],
+        updated_at__lt=cutoff,
+    ).values_list("pk", "status")
+    sent = 0
+    for pk, status in stuck:
+        task = decommission_peering_request if status == Status.DECOMMISSIONING else provision_peering_request
+        task.delay(str(pk))
+        sent += 1
+    if sent:
+        logger.info("sweeper re-enqueued %d stuck request(s)", sent)
+    return {"re_enqueued": sent}

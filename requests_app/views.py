@@ -1,0 +1,200 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db import connection
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from requests_app import permissions, selectors, services
+from requests_app.domain.status import WORK_IN_FLIGHT, Status
+from requests_app.forms import CommentForm, PeeringRequestForm
+from requests_app.models import AwsAccount, ObservedPeering
+
+
+def healthz(request: HttpRequest) -> JsonResponse:
+    """200 when the database and the broker answer; 503 naming what is down."""
+    from django.conf import settings
+
+    from peering_portal.celery import app
+
+    report: dict[str, str] = {}
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        report["database"] = "ok"
+    except Exception as exc:  # noqa: BLE001
+        report["database"] = f"down: {exc.__class__.__name__}"
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+        report["broker"] = "ok"
+    except Exception as exc:  # noqa: BLE001
+        report["broker"] = f"down: {exc.__class__.__name__}"
+    report["aws_endpoint"] = settings.AWS_ENDPOINT_URL or "aws"
+    healthy = report["database"] == "ok" and report["broker"] == "ok"
+    return JsonResponse(report, status=200 if healthy else 503)
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    qs = selectors.requests_visible_to(request.user).filter(
+        department_id__in=permissions.department_ids(request.user)
+    )
+    status = request.GET.get("status", "")
+    if status in {s.value for s in Status}:
+        qs = qs.filter(status=status)
+    query = request.GET.get("q", "").strip()
+    if query:
+        from django.db.models import Q
+
+        qs = qs.filter(
+            Q(external_ref__icontains=query)
+            | Q(requester_vpc__name__icontains=query)
+            | Q(accepter_vpc__name__icontains=query)
+            | Q(aws_peering_connection_id__icontains=query)
+        )
+    page = Paginator(qs, 50).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "requests_app/home.html",
+        {"page": page, "statuses": [s.value for s in Status], "status": status, "q": query,
+         "in_flight": {s.value for s in WORK_IN_FLIGHT}},
+    )
+
+
+@login_required
+def request_new(request: HttpRequest) -> HttpResponse:
+    form = PeeringRequestForm(request.POST or None, user=request.user)
+    evaluation = None
+    if request.method == "POST" and form.is_valid():
+        draft = form.draft()
+        if "check" in request.POST:
+            evaluation = services.peering_request_evaluate(
+                draft=draft, department_ids=permissions.department_ids(request.user)
+            )
+        else:
+            try:
+                created = services.peering_request_submit(actor=request.user, draft=draft)
+            except services.ChecksFailed as exc:
+                evaluation = services.peering_request_evaluate(
+                    draft=draft, department_ids=permissions.department_ids(request.user)
+                )
+                messages.error(request, f"The request was not filed: {exc.detail}")
+            else:
+                messages.success(request, "Request filed; the peer VPC's owners have been asked to approve it.")
+                return redirect("request-detail", pk=created.pk)
+    return render(request, "requests_app/request_new.html", {"form": form, "evaluation": evaluation})
+
+
+def _visible_or_404(request: HttpRequest, pk: Any) -> Any:
+    try:
+        return services.get_visible_request(request.user, pk)
+    except services.PortalError:
+        raise Http404("No such peering request.") from None
+
+
+@login_required
+def request_detail(request: HttpRequest, pk: Any) -> HttpResponse:
+    obj = _visible_or_404(request, pk)
+    return render(
+        request,
+        "requests_app/request_detail.html",
+        {
+            "obj": obj,
+            "events": obj.events.order_by("id"),
+            "actions": permissions.allowed_actions(request.user, obj),
+            "in_flight": obj.status in WORK_IN_FLIGHT,
+            "comment_form": CommentForm(),
+        },
+    )
+
+
+_ACTIONS = {
+    "approve": services.peering_request_approve,
+    "reject": services.peering_request_reject,
+    "cancel": services.peering_request_cancel,
+    "retry": services.peering_request_retry,
+    "decommission": services.peering_request_decommission,
+    "repair": services.peering_request_repair,
+}
+
+
+@login_required
+@require_POST
+def request_action(request: HttpRequest, pk: Any, action: str) -> HttpResponse:
+    use_case = _ACTIONS.get(action)
+    if use_case is None:
+        raise Http404
+    kwargs: dict[str, Any] = {"actor": request.user, "request_id": pk}
+    if action in ("approve", "reject", "cancel", "decommission"):
+        kwargs["comment"] = request.POST.get("comment", "")
+    try:
+        use_case(**kwargs)
+    except services.PortalError as exc:
+        if exc.status == 404:
+            raise Http404("No such peering request.") from None
+        messages.error(request, f"Could not {action}: {exc.detail}")
+    else:
+        messages.success(request, f"Done: {action}.")
+    # Only named pages, never a caller-supplied URL (no open redirect).
+    if request.POST.get("next") == "approvals":
+        return redirect("approvals")
+    return redirect("request-detail", pk=pk)
+
+
+@login_required
+def approvals(request: HttpRequest) -> HttpResponse:
+    owned = permissions.owned_vpc_ids(request.user)
+    recent = (
+        selectors.requests_visible_to(request.user)
+        .filter(accepter_vpc_id__in=owned)
+        .exclude(status=Status.PENDING_APPROVAL)
+        .order_by("-updated_at")[:20]
+    )
+    return render(
+        request,
+        "requests_app/approvals.html",
+        {"queue": selectors.approval_queue_for(request.user), "recent": recent, "is_approver": bool(owned)},
+    )
+
+
+@login_required
+def inventory(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "requests_app/inventory.html",
+        {
+            "accounts": AwsAccount.objects.select_related("department").order_by("account_id")
+            if permissions.is_admin(request.user) else [],
+            "vpcs": selectors.vpcs_visible_to(request.user).order_by("account__account_id", "region", "name"),
+            "unmanaged": ObservedPeering.objects.filter(portal_request_id="").exclude(status="deleted")
+            if permissions.is_admin(request.user) else [],
+        },
+    )
+
+
+@login_required
+def audit_log(request: HttpRequest) -> HttpResponse:
+    qs = selectors.events_visible_to(request.user).order_by("-id")
+    for field in ("action", "actor_label"):
+        if request.GET.get(field):
+            qs = qs.filter(**{field: request.GET[field]})
+    if request.GET.get("request"):
+        qs = qs.filter(request_id=request.GET["request"]) if _is_uuid(request.GET["request"]) else qs.none()
+    page = Paginator(qs, 100).get_page(request.GET.get("page"))
+    return render(request, "requests_app/audit.html", {"page": page, "filters": request.GET})
+
+
+def _is_uuid(value: str) -> bool:
+    import uuid
+
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,190 @@
+"""Real parts: the moto sandbox server, a real Celery worker process, the real database."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from django.db import connection
+
+from requests_app import demo
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_PASSWORD = "peering-demo"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """The AWS sandbox as a real HTTP server; boto3 reaches it through AWS_ENDPOINT_URL."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    url = f"http://127.0.0.1:{port}"
+    saved = {k: os.environ.get(k) for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")}
+    os.environ.update(
+        AWS_ENDPOINT_URL=url, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1"
+    )
+    yield url
+    server.stop()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture
+def sandbox(moto_server: str) -> str:
+    """A clean sandbox holding the demo accounts' VPCs and route tables."""
+    requests.post(f"{moto_server}/moto-api/reset", timeout=10).raise_for_status()
+    from requests_app.aws import gateway
+
+    gateway._default = None  # cached clients hold credentials of the previous sandbox
+    demo.build_sandbox()
+    return moto_server
+
+
+@pytest.fixture
+def demo_world(sandbox: str, django_db_blocker: Any) -> dict[str, Any]:
+    """The portal's demo world: departments, users, accounts, VPCs synced from the sandbox."""
+    from django.contrib.auth import get_user_model
+
+    from requests_app.models import Vpc
+
+    demo.register_portal(DEMO_PASSWORD)
+    users = {u.username: u for u in get_user_model().objects.all()}
+    vpcs = {v.name or f"default-{v.account.account_id}-{v.region}": v for v in Vpc.objects.select_related("account")}
+    return {"users": users, "vpcs": vpcs}
+
+
+def _test_database_url() -> str:
+    settings = connection.settings_dict
+    if settings["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{settings['NAME']}"
+    user = settings.get("USER") or ""
+    password = f":{settings['PASSWORD']}" if settings.get("PASSWORD") else ""
+    auth = f"{user}{password}@" if user else ""
+    return f"postgres://{auth}{settings.get('HOST') or '127.0.0.1'}:{settings.get('PORT') or 5432}/{settings['NAME']}"
+
+
+class WorkerProcess:
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.env = env
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60) -> None:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "peering_portal", "worker", "-P", "solo", "--purge",
+             "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "INFO", "-n", f"test-{os.getpid()}@%h"],
+            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited early:\n{self.log_path.read_text()[-3000:]}")
+            if "ready." in self.log_path.read_text():
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"worker did not start:\n{self.log_path.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+@pytest.fixture(scope="session")
+def worker(django_db_setup: Any, django_db_blocker: Any, moto_server: str, tmp_path_factory: Any) -> Iterator[WorkerProcess]:
+    """A real `celery worker` process sharing the test database and broker with this process."""
+    from django.conf import settings
+
+    with django_db_blocker.unblock():
+        db_url = _test_database_url()
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_url,
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "CELERY_FILESYSTEM_DIR": str(settings.BROKER_DIR),
+        "PORTAL_VAR_DIR": str(settings.VAR_DIR),
+        "PEERING_VISIBILITY_TIMEOUT_SECONDS": "20",
+        "PYTHONUNBUFFERED": "1",
+    }
+    log_path = tmp_path_factory.mktemp("worker") / "worker.log"
+    proc = WorkerProcess(env, log_path)
+    proc.start()
+    yield proc
+    proc.stop()
+    sys.stderr.write(f"\n[worker log: {log_path}]\n")
+
+
+def ec2_as(account_id: str, region: str) -> Any:
+    return demo._ec2(account_id, region)
+
+
+def sandbox_snapshot() -> dict[str, Any]:
+    """Every peering connection and every route of every demo account and region, as AWS sees them."""
+    peerings: dict[str, str] = {}
+    routes: dict[str, list[tuple[str, str]]] = {}
+    for account in demo.ACCOUNTS:
+        for region in ("us-east-1", "eu-west-1"):
+            ec2 = ec2_as(account.account_id, region)
+            for p in ec2.describe_vpc_peering_connections()["VpcPeeringConnections"]:
+                peerings[p["VpcPeeringConnectionId"]] = p["Status"]["Code"]
+            for table in ec2.describe_route_tables()["RouteTables"]:
+                routes[table["RouteTableId"]] = sorted(
+                    (r.get("DestinationCidrBlock", ""), r.get("VpcPeeringConnectionId") or r.get("GatewayId", ""))
+                    for r in table["Routes"]
+                )
+    return {"peerings": peerings, "routes": routes}
+
+
+def wait_for_status(request_id: Any, statuses: set[str], timeout: float = 90) -> Any:
+    from requests_app.models import PeeringRequest
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        obj = PeeringRequest.objects.get(pk=request_id)
+        if obj.status in statuses:
+            return obj
+        time.sleep(0.25)
+    obj = PeeringRequest.objects.get(pk=request_id)
+    raise AssertionError(f"request {request_id} is {obj.status} ({obj.failure_reason!r}), expected {statuses}")
+
+
+@pytest.fixture
+def api(demo_world: dict[str, Any]) -> Any:
+    """A function returning an API client authenticated with `username`'s real token."""
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    def client_for(username: str | None) -> APIClient:
+        client = APIClient()
+        if username:
+            token, _ = Token.objects.get_or_create(user=demo_world["users"][username])
+            client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        return client
+
+    return client_for
+

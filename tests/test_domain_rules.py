@@ -1,0 +1,609 @@
+"""Example-based tests of the pure domain rules: pre-flight checks, lifecycle, plan."""
+
+import itertools
+from dataclasses import replace
+
+import pytest
+
+from requests_app.domain.checks import (
+    CheckInput,
+    CheckStatus,
+    ExistingPeering,
+    RouteFacts,
+    RouteTableFacts,
+    VpcFacts,
+    failures,
+    run_checks,
+)
+from requests_app.domain.plan import PeeringPlan, build_routes
+from requests_app.domain.status import (
+    TRANSITIONS,
+    InvalidTransition,
+    Status,
+    check_transition,
+)
+
+# --- fixtures as plain values ---------------------------------------------------------
+
+REQ_TABLE = RouteTableFacts(
+    "rtb-req1",
+    "app-private",
+    is_main=False,
+    routes=(RouteFacts("10.0.0.0/16", "local"),),
+)
+ACC_TABLE = RouteTableFacts(
+    "rtb-acc1",
+    "data-private",
+    is_main=False,
+    routes=(RouteFacts("10.1.0.0/16", "local"),),
+)
+
+APP = VpcFacts(
+    vpc_id="vpc-aaa",
+    name="app",
+    account_id="111111111111",
+    region="eu-west-1",
+    cidrs=("10.0.0.0/16",),
+    route_tables=(REQ_TABLE,),
+)
+DATA = VpcFacts(
+    vpc_id="vpc-bbb",
+    name="data",
+    account_id="222222222222",
+    region="eu-west-1",
+    cidrs=("10.1.0.0/16",),
+    route_tables=(ACC_TABLE,),
+)
+SHARED = VpcFacts(
+    vpc_id="vpc-ccc",
+    name="shared-services",
+    account_id="333333333333",
+    region="eu-west-1",
+    cidrs=("10.2.0.0/16",),
+)
+
+
+def make_input(requester=APP, accepter=DATA, **overrides):
+    values = {
+        "requester_vpc_id": requester.vpc_id if requester else "vpc-missing-req",
+        "accepter_vpc_id": accepter.vpc_id if accepter else "vpc-missing-acc",
+        "requester": requester,
+        "accepter": accepter,
+        "requester_is_callers": True,
+        "requester_route_tables": ("rtb-req1",),
+        "accepter_route_tables": ("rtb-acc1",),
+    }
+    values.update(overrides)
+    return CheckInput(**values)
+
+
+def by_code(results, code):
+    return [r for r in results if r.code == code]
+
+
+def only(results, code):
+    found = by_code(results, code)
+    assert len(found) == 1, f"expected one {code!r} result, got {found}"
+    return found[0]
+
+
+def failed_codes(results):
+    return {r.code for r in failures(results)}
+
+
+# --- the happy path -------------------------------------------------------------------
+
+
+def test_non_overlapping_vpcs_in_one_region_pass_every_check():
+    results = run_checks(make_input())
+    assert failures(results) == []
+    assert all(r.status == CheckStatus.PASS for r in results)
+    assert only(results, "cidr_overlap").status == CheckStatus.PASS
+    assert only(results, "duplicate_peering").status == CheckStatus.PASS
+    assert only(results, "vpc_ownership").status == CheckStatus.PASS
+    assert only(results, "accepter_owner").status == CheckStatus.PASS
+
+
+# --- CIDR overlap ---------------------------------------------------------------------
+
+
+def test_overlap_through_a_secondary_block_fails_naming_both_cidrs_and_vpcs():
+    requester = replace(APP, cidrs=("10.0.0.0/16", "10.50.0.0/16"))
+    accepter = replace(DATA, cidrs=("10.1.0.0/16", "10.50.128.0/17"))
+    results = run_checks(make_input(requester, accepter))
+    overlap = only(results, "cidr_overlap")
+    assert overlap.status == CheckStatus.FAIL
+    assert overlap.attr == "accepter_vpc"
+    assert "10.50.0.0/16" in overlap.detail
+    assert "10.50.128.0/17" in overlap.detail
+    assert "app (vpc-aaa)" in overlap.detail
+    assert "data (vpc-bbb)" in overlap.detail
+    # The primary blocks do not overlap, so they are not blamed.
+    assert "10.0.0.0/16 of" not in overlap.detail
+
+
+def test_adjacent_blocks_do_not_overlap():
+    requester = replace(APP, cidrs=("10.0.0.0/24",))
+    accepter = replace(DATA, cidrs=("10.0.1.0/24",))
+    results = run_checks(make_input(requester, accepter))
+    assert only(results, "cidr_overlap").status == CheckStatus.PASS
+
+
+# --- duplicate peering ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("existing_requester", "existing_accepter", "direction"),
+    [
+        ("vpc-aaa", "vpc-bbb", "the same direction"),
+        ("vpc-bbb", "vpc-aaa", "the opposite direction"),
+    ],
+)
+def test_duplicate_peering_fails_in_either_direction(
+    existing_requester, existing_accepter, direction
+):
+    existing = ExistingPeering(
+        existing_requester, existing_accepter, "active", "connection pcx-123"
+    )
+    results = run_checks(make_input(existing=(existing,)))
+    duplicate = only(results, "duplicate_peering")
+    assert duplicate.status == CheckStatus.FAIL
+    assert duplicate.attr == "accepter_vpc"
+    assert "connection pcx-123" in duplicate.detail
+    assert direction in duplicate.detail
+
+
+def test_peering_with_a_third_vpc_is_not_a_duplicate():
+    existing = ExistingPeering("vpc-aaa", "vpc-ccc", "active", "connection pcx-999")
+    results = run_checks(make_input(existing=(existing,)))
+    assert only(results, "duplicate_peering").status == CheckStatus.PASS
+
+
+# --- which VPCs -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("missing_side", "attr"),
+    [("requester", "requester_vpc"), ("accepter", "accepter_vpc")],
+)
+def test_unknown_vpc_gives_vpc_not_found_on_its_side(missing_side, attr):
+    data = make_input(**{missing_side: None})
+    results = run_checks(data)
+    assert [(r.code, r.status, r.attr) for r in results] == [
+        ("vpc_not_found", CheckStatus.FAIL, attr)
+    ]
+    missing_id = getattr(data, f"{missing_side}_vpc_id")
+    assert missing_id in results[0].detail
+
+
+def test_both_vpcs_unknown_gives_two_vpc_not_found():
+    results = run_checks(make_input(None, None))
+    assert [(r.code, r.attr) for r in results] == [
+        ("vpc_not_found", "requester_vpc"),
+        ("vpc_not_found", "accepter_vpc"),
+    ]
+
+
+def test_same_vpc_fails_and_stops():
+    results = run_checks(make_input(APP, APP, accepter_route_tables=("rtb-req1",)))
+    assert [(r.code, r.status, r.attr) for r in results] == [
+        ("same_vpc", CheckStatus.FAIL, "accepter_vpc")
+    ]
+
+
+def test_not_your_vpc_when_requester_is_not_the_callers():
+    results = run_checks(make_input(requester_is_callers=False))
+    result = only(results, "not_your_vpc")
+    assert result.status == CheckStatus.FAIL
+    assert result.attr == "requester_vpc"
+    assert "111111111111" in result.detail
+    assert by_code(results, "vpc_ownership") == []
+
+
+def test_no_approver_when_the_accepter_has_no_owners():
+    results = run_checks(make_input(accepter=replace(DATA, has_owners=False)))
+    result = only(results, "no_approver")
+    assert result.status == CheckStatus.FAIL
+    assert result.attr == "accepter_vpc"
+    assert by_code(results, "accepter_owner") == []
+
+
+# --- route tables ---------------------------------------------------------------------
+
+
+def test_route_table_not_in_the_vpc_fails():
+    results = run_checks(
+        make_input(accepter_route_tables=("rtb-acc1", "rtb-elsewhere"))
+    )
+    result = only(results, "route_table_not_found")
+    assert result.status == CheckStatus.FAIL
+    assert result.attr == "accepter_route_tables"
+    assert "rtb-elsewhere" in result.detail
+    assert "rtb-acc1" not in result.detail
+
+
+def test_requester_table_of_the_accepter_vpc_is_not_found():
+    results = run_checks(make_input(requester_route_tables=("rtb-acc1",)))
+    assert only(results, "route_table_not_found").attr == "requester_route_tables"
+
+
+def test_no_tables_chosen_and_none_known_fails_no_route_tables():
+    requester = replace(APP, route_tables=())
+    results = run_checks(make_input(requester, requester_route_tables=()))
+    assert only(results, "no_route_tables").attr == "requester_route_tables"
+
+
+# --- route destinations ---------------------------------------------------------------
+
+
+def test_narrow_destination_inside_the_peer_passes():
+    results = run_checks(make_input(requester_destination_cidrs=("10.1.4.0/24",)))
+    assert failures(results) == []
+
+
+def test_destination_in_the_peers_secondary_block_passes():
+    accepter = replace(DATA, cidrs=("10.1.0.0/16", "10.60.0.0/16"))
+    results = run_checks(
+        make_input(accepter=accepter, requester_destination_cidrs=("10.60.8.0/24",))
+    )
+    assert failures(results) == []
+
+
+def test_destination_in_a_third_vpc_fails_and_says_to_peer_directly():
+    results = run_checks(
+        make_input(requester_destination_cidrs=("10.2.0.0/24",), other_vpcs=(SHARED,))
+    )
+    result = only(results, "destination_outside_peer")
+    assert result.status == CheckStatus.FAIL
+    assert result.attr == "requester_destination_cidrs"
+    assert "10.2.0.0/24" in result.detail
+    assert "shared-services (vpc-ccc)" in result.detail
+    assert "request a direct peering with shared-services (vpc-ccc)" in result.detail
+
+
+def test_destination_outside_every_known_vpc_fails_without_naming_one():
+    results = run_checks(
+        make_input(accepter_destination_cidrs=("172.16.0.0/16",), other_vpcs=(SHARED,))
+    )
+    result = only(results, "destination_outside_peer")
+    assert result.attr == "accepter_destination_cidrs"
+    assert "shared-services" not in result.detail
+    assert "not transitive" in result.detail
+
+
+def test_default_route_destination_fails():
+    results = run_checks(make_input(requester_destination_cidrs=("0.0.0.0/0",)))
+    assert failures(results)
+    # 0.0.0.0/0 is public address space, so the privacy rule rejects it first.
+    result = only(results, "non_private_cidr")
+    assert result.status == CheckStatus.FAIL
+    assert result.attr == "requester_destination_cidrs"
+    assert "0.0.0.0/0" in result.detail
+
+
+def test_public_destination_fails_non_private_cidr():
+    results = run_checks(make_input(requester_destination_cidrs=("8.8.8.0/24",)))
+    result = only(results, "non_private_cidr")
+    assert result.status == CheckStatus.FAIL
+    assert result.attr == "requester_destination_cidrs"
+    assert "8.8.8.0/24" in result.detail
+    # It is reported once, as non-private, not again as outside the peer.
+    assert by_code(results, "destination_outside_peer") == []
+
+
+def test_destination_with_host_bits_fails_invalid_cidr():
+    results = run_checks(make_input(accepter_destination_cidrs=("10.0.0.1/16",)))
+    result = only(results, "invalid_cidr")
+    assert result.status == CheckStatus.FAIL
+    assert result.attr == "accepter_destination_cidrs"
+
+
+def test_shared_address_space_in_the_peer_is_a_warning():
+    accepter = replace(DATA, cidrs=("100.64.0.0/16",), route_tables=(ACC_TABLE,))
+    results = run_checks(make_input(accepter=accepter))
+    result = only(results, "shared_address_space")
+    assert result.status == CheckStatus.WARN
+    assert result.attr == "requester_destination_cidrs"
+    assert "100.64.0.0/16" in result.detail
+    assert failures(results) == []
+
+
+# --- route conflicts ------------------------------------------------------------------
+
+
+def test_existing_route_to_another_target_conflicts_naming_route_and_target():
+    table = replace(
+        REQ_TABLE,
+        routes=(
+            RouteFacts("10.0.0.0/16", "local"),
+            RouteFacts("10.1.0.0/16", "tgw-0abc"),
+        ),
+    )
+    results = run_checks(make_input(requester=replace(APP, route_tables=(table,))))
+    result = only(results, "route_conflict")
+    assert result.status == CheckStatus.FAIL
+    assert result.attr == "requester_route_tables"
+    assert "app-private" in result.detail
+    assert "10.1.0.0/16" in result.detail
+    assert "tgw-0abc" in result.detail
+
+
+def test_narrower_existing_route_inside_the_destination_conflicts():
+    table = replace(ACC_TABLE, routes=(RouteFacts("10.0.5.0/24", "vgw-0def"),))
+    results = run_checks(make_input(accepter=replace(DATA, route_tables=(table,))))
+    result = only(results, "route_conflict")
+    assert result.attr == "accepter_route_tables"
+    assert "10.0.5.0/24" in result.detail
+    assert "vgw-0def" in result.detail
+
+
+def test_local_route_overlapping_the_destination_is_ignored():
+    table = replace(REQ_TABLE, routes=(RouteFacts("10.1.0.0/16", "local"),))
+    results = run_checks(make_input(requester=replace(APP, route_tables=(table,))))
+    assert by_code(results, "route_conflict") == []
+
+
+def test_route_in_a_table_that_was_not_chosen_is_ignored():
+    busy = RouteTableFacts(
+        "rtb-req2",
+        "public",
+        is_main=True,
+        routes=(RouteFacts("10.1.0.0/16", "tgw-0abc"),),
+    )
+    requester = replace(APP, route_tables=(REQ_TABLE, busy))
+    results = run_checks(make_input(requester=requester))
+    assert by_code(results, "route_conflict") == []
+
+
+@pytest.mark.parametrize(
+    ("destination", "target"),
+    [("0.0.0.0/0", "igw-0123"), ("10.0.0.0/8", "tgw-0abc")],
+)
+def test_broader_existing_route_does_not_conflict(destination, target):
+    # AWS routes by longest prefix match: a peering route for 10.1.0.0/16 beats a
+    # default route to an internet gateway or a /8 to a transit gateway; AWS documents
+    # this as the normal layout (0.0.0.0/0 -> igw beside 172.31.0.0/16 -> pcx). Only an
+    # equal or more specific existing route takes traffic away from the peering.
+    table = replace(
+        REQ_TABLE,
+        routes=(RouteFacts("10.0.0.0/16", "local"), RouteFacts(destination, target)),
+    )
+    results = run_checks(make_input(requester=replace(APP, route_tables=(table,))))
+    assert by_code(results, "route_conflict") == []
+    assert failures(results) == []
+
+
+# --- region and DNS -------------------------------------------------------------------
+
+
+def test_inter_region_is_a_warning():
+    accepter = replace(DATA, region="us-east-1")
+    results = run_checks(make_input(accepter=accepter))
+    result = only(results, "inter_region")
+    assert result.status == CheckStatus.WARN
+    assert "eu-west-1" in result.detail
+    assert "us-east-1" in result.detail
+    assert failures(results) == []
+
+
+def test_same_region_has_no_inter_region_warning():
+    assert by_code(run_checks(make_input()), "inter_region") == []
+
+
+@pytest.mark.parametrize("side", ["requester", "accepter"])
+def test_dns_with_hostnames_disabled_on_one_side_fails(side):
+    vpcs = {"requester": APP, "accepter": DATA}
+    vpcs[side] = replace(vpcs[side], dns_hostnames=False)
+    results = run_checks(make_input(**vpcs, allow_dns_resolution=True))
+    result = only(results, "dns_prerequisites")
+    assert result.status == CheckStatus.FAIL
+    assert result.attr == "allow_dns_resolution"
+    assert f"{vpcs[side].label} has DNS hostnames disabled" in result.detail
+
+
+def test_dns_with_prerequisites_met_passes():
+    results = run_checks(make_input(allow_dns_resolution=True))
+    assert only(results, "dns_prerequisites").status == CheckStatus.PASS
+
+
+def test_dns_not_requested_is_not_checked():
+    accepter = replace(DATA, dns_hostnames=False, dns_support=False)
+    results = run_checks(make_input(accepter=accepter))
+    assert by_code(results, "dns_prerequisites") == []
+
+
+# --- failures() -----------------------------------------------------------------------
+
+
+def test_failures_returns_only_fail_results_in_order():
+    accepter = replace(DATA, region="us-east-1", has_owners=False)
+    results = run_checks(
+        make_input(
+            accepter=accepter,
+            requester_is_callers=False,
+            requester_destination_cidrs=("8.8.8.0/24",),
+        )
+    )
+    failed = failures(results)
+    assert [r.code for r in failed] == [
+        "not_your_vpc",
+        "no_approver",
+        "non_private_cidr",
+    ]
+    assert all(r.status == CheckStatus.FAIL for r in failed)
+    # Passes and warnings exist in the full list but are filtered out.
+    assert {r.status for r in results} == {
+        CheckStatus.PASS,
+        CheckStatus.WARN,
+        CheckStatus.FAIL,
+    }
+    assert failed == [r for r in results if r.status == CheckStatus.FAIL]
+
+
+def test_failures_of_nothing_is_nothing():
+    assert failures([]) == []
+
+
+# --- status lifecycle -----------------------------------------------------------------
+
+TERMINAL = {Status.REJECTED, Status.CANCELLED, Status.EXPIRED, Status.DECOMMISSIONED}
+
+
+@pytest.mark.parametrize(
+    ("current", "target"), list(itertools.product(Status, Status)), ids=lambda s: str(s)
+)
+def test_check_transition_allows_exactly_the_table(current, target):
+    if target in TRANSITIONS[current]:
+        check_transition(str(current), str(target))
+    else:
+        with pytest.raises(InvalidTransition) as raised:
+            check_transition(str(current), str(target))
+        assert raised.value.current == str(current)
+        assert raised.value.target == str(target)
+
+
+def test_every_status_has_a_row_in_the_table():
+    assert set(TRANSITIONS) == set(Status)
+
+
+@pytest.mark.parametrize("terminal", sorted(TERMINAL))
+def test_terminal_states_have_no_way_out(terminal):
+    assert TRANSITIONS[terminal] == frozenset()
+    for target in Status:
+        with pytest.raises(InvalidTransition):
+            check_transition(terminal, target)
+
+
+def test_terminal_states_are_exactly_the_empty_rows():
+    assert {s for s, targets in TRANSITIONS.items() if not targets} == TERMINAL
+
+
+def test_no_status_transitions_to_itself():
+    for status in Status:
+        with pytest.raises(InvalidTransition):
+            check_transition(status, status)
+
+
+def test_the_lifecycle_follows_the_documented_path():
+    path = [
+        Status.PENDING_APPROVAL,
+        Status.APPROVED,
+        Status.PROVISIONING,
+        Status.ACTIVE,
+        Status.DECOMMISSIONING,
+        Status.DECOMMISSIONED,
+    ]
+    for current, target in itertools.pairwise(path):
+        check_transition(current, target)
+
+
+def test_every_status_is_reachable_and_every_non_terminal_can_finish():
+    reachable = {Status.PENDING_APPROVAL}
+    frontier = [Status.PENDING_APPROVAL]
+    while frontier:
+        for target in TRANSITIONS[frontier.pop()]:
+            if target not in reachable:
+                reachable.add(target)
+                frontier.append(target)
+    assert reachable == set(Status)
+
+    def can_finish(status, seen=frozenset()):
+        if status in TERMINAL:
+            return True
+        return any(can_finish(t, seen | {status}) for t in TRANSITIONS[status] - seen)
+
+    assert all(can_finish(status) for status in Status)
+
+
+def test_unknown_status_is_rejected():
+    with pytest.raises(ValueError, match="teleported"):
+        check_transition("pending_approval", "teleported")
+
+
+# --- the plan -------------------------------------------------------------------------
+
+
+def make_plan(*, dns):
+    routes = build_routes(
+        side="requester",
+        account_id="111111111111",
+        region="eu-west-1",
+        route_table_ids=["rtb-req1", "rtb-req2"],
+        destinations=["10.1.0.0/16", "10.60.0.0/16"],
+    ) + build_routes(
+        side="accepter",
+        account_id="222222222222",
+        region="us-east-1",
+        route_table_ids=["rtb-acc1"],
+        destinations=["10.0.0.0/16"],
+    )
+    return PeeringPlan(
+        requester_account="111111111111",
+        requester_region="eu-west-1",
+        requester_vpc_id="vpc-aaa",
+        accepter_account="222222222222",
+        accepter_region="us-east-1",
+        accepter_vpc_id="vpc-bbb",
+        allow_dns_resolution=dns,
+        routes=tuple(routes),
+    )
+
+
+def test_plan_lists_create_accept_dns_then_routes():
+    ops = make_plan(dns=True).operations()
+    assert [(o["operation"], o["account_id"], o["region"]) for o in ops] == [
+        ("CreateVpcPeeringConnection", "111111111111", "eu-west-1"),
+        ("AcceptVpcPeeringConnection", "222222222222", "us-east-1"),
+        ("ModifyVpcPeeringConnectionOptions", "111111111111", "eu-west-1"),
+        ("ModifyVpcPeeringConnectionOptions", "222222222222", "us-east-1"),
+        ("CreateRoute", "111111111111", "eu-west-1"),
+        ("CreateRoute", "111111111111", "eu-west-1"),
+        ("CreateRoute", "111111111111", "eu-west-1"),
+        ("CreateRoute", "111111111111", "eu-west-1"),
+        ("CreateRoute", "222222222222", "us-east-1"),
+    ]
+    assert "vpc-aaa" in ops[0]["detail"]
+    assert "vpc-bbb" in ops[0]["detail"]
+    assert ops[2]["detail"].startswith("requester side")
+    assert ops[3]["detail"].startswith("accepter side")
+
+
+def test_plan_has_one_create_route_per_table_and_destination():
+    ops = make_plan(dns=False).operations()
+    route_details = [o["detail"] for o in ops if o["operation"] == "CreateRoute"]
+    assert len(route_details) == 2 * 2 + 1 * 1
+    expected_pairs = [
+        ("rtb-req1", "10.1.0.0/16"),
+        ("rtb-req1", "10.60.0.0/16"),
+        ("rtb-req2", "10.1.0.0/16"),
+        ("rtb-req2", "10.60.0.0/16"),
+        ("rtb-acc1", "10.0.0.0/16"),
+    ]
+    for detail, (table, destination) in zip(route_details, expected_pairs, strict=True):
+        assert detail.startswith(f"{table}: {destination} ")
+
+
+def test_plan_without_dns_has_no_options_operation():
+    ops = make_plan(dns=False).operations()
+    assert [o["operation"] for o in ops[:2]] == [
+        "CreateVpcPeeringConnection",
+        "AcceptVpcPeeringConnection",
+    ]
+    assert all(o["operation"] != "ModifyVpcPeeringConnectionOptions" for o in ops)
+
+
+def test_build_routes_keys_are_unique_per_table_and_destination():
+    routes = build_routes(
+        side="accepter",
+        account_id="222222222222",
+        region="us-east-1",
+        route_table_ids=["rtb-1", "rtb-2"],
+        destinations=["10.0.0.0/16", "10.9.0.0/16"],
+    )
+    assert [r.key for r in routes] == [
+        "rtb-1:10.0.0.0/16",
+        "rtb-1:10.9.0.0/16",
+        "rtb-2:10.0.0.0/16",
+        "rtb-2:10.9.0.0/16",
+    ]
+    assert {r.side for r in routes} == {"accepter"}
