@@ -1,7 +1,15 @@
 from django.contrib import admin
 
 from requests_app.models import (
-    AuditEvent, AwsAccount, Department, ObservedPeering, PeeringRequest, RouteTable, Vpc, VpcCidr, Webhook,
+    AuditEvent,
+    AwsAccount,
+    Department,
+    ObservedPeering,
+    PeeringRequest,
+    RouteTable,
+    Vpc,
+    VpcCidr,
+    Webhook,
 )
 
 

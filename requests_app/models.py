@@ -194,7 +194,7 @@ class PeeringRequest(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["pair_key"],
-                condition=Q(status__in=[s.value for s in LIVE_STATUSES]),
+                condition=Q(status__in=sorted(s.value for s in LIVE_STATUSES)),
                 name="one_live_peering_per_vpc_pair",
             ),
             # Separation of duties, enforced below the application too.
@@ -259,6 +259,9 @@ class AuditChainHead(models.Model):
 
     last_hash = models.CharField(max_length=64, default="0" * 64)
 
+    def __str__(self) -> str:
+        return self.last_hash
+
 
 class IdempotencyRecord(models.Model):
     """The first response to a caller's Idempotency-Key, replayed for repeats of that call."""
@@ -275,6 +278,9 @@ class IdempotencyRecord(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["user", "key"], name="uniq_idempotency_key_per_user")
         ]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.scope})"
 
 
 class Webhook(models.Model):

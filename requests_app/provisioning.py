@@ -356,8 +356,9 @@ class Saga:
     # --- failure and teardown ---------------------------------------------------------------
     def fail(self, operation: str, exc: Exception) -> None:
         """Undo what the portal made, then record `failed` with a reason a person can act on."""
-        reason = exc.reason if isinstance(exc, SagaFailure) else str(exc)
+        reason = (exc.reason if isinstance(exc, SagaFailure) else str(exc)).rstrip(".") + "."
         cleanup_note = ""
+        forget: dict[str, Any] = {}
         if operation == "provision":
             try:
                 self.teardown()
@@ -365,6 +366,11 @@ class Saga:
                 cleanup_note = (
                     f" Clean-up did not finish ({cleanup_exc}); retry, or decommission once the cause is fixed."
                 )
+            else:
+                if self.request.aws_peering_connection_id:
+                    cleanup_note = f" The portal removed its routes and deleted {self.request.aws_peering_connection_id}."
+                # Nothing of ours is left in AWS, so a retry starts with a new connection.
+                forget = {"aws_peering_connection_id": ""}
         self.request = self._load()
         if self.request.status not in (Status.APPROVED, Status.PROVISIONING, Status.DECOMMISSIONING):
             return
@@ -376,6 +382,7 @@ class Saga:
             failed_operation=operation,
             lease_owner="",
             lease_expires_at=None,
+            **forget,
         )
 
     def teardown(self) -> None:

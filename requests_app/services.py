@@ -341,7 +341,7 @@ def _enqueue_on_commit(task_name: str, request_id: Any) -> None:
 
         try:
             getattr(tasks, task_name).delay(str(request_id))
-        except Exception:  # noqa: BLE001 - the committed state is the source of truth
+        except Exception:
             logger.exception("could not enqueue %s for %s; the sweeper will retry", task_name, request_id)
 
     transaction.on_commit(send)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import subprocess
@@ -18,6 +19,7 @@ from django.db import connection
 from requests_app import demo
 
 ROOT = Path(__file__).resolve().parent.parent
+logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the sandbox server's access log
 DEMO_PASSWORD = "peering-demo"
 
 

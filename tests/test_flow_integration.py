@@ -97,3 +97,123 @@ def test_cross_account_peering_becomes_active_with_routes_on_both_sides_and_deco
     for table in services_tables:
         routes = _routes("111111111111", "us-east-1", table)
         assert "10.1.0.0/16" not in routes and "10.11.0.0/16" not in routes
+
+
+def test_cross_account_cross_region_peering_is_accepted_in_the_accepters_region(
+    worker: Any, demo_world: dict[str, Any], api: Any
+) -> None:
+    vpcs = demo_world["vpcs"]
+    hr, services = vpcs["hr-portal"], vpcs["services-use1"]
+    filed = _file(api, "harry", hr, services)
+    assert any(c["code"] == "inter_region" and c["status"] == "warn" for c in filed["checks"])
+    _approve(api, "nina", filed["id"])
+    done = wait_for_status(filed["id"], {"active", "failed"})
+    assert done.status == "active", done.failure_reason
+
+    # The requester (hr, eu-west-1) sees it as active, and so does the accepter (services, us-east-1).
+    pcx = _connection("333333333333", "eu-west-1", done.aws_peering_connection_id)
+    assert pcx["Status"]["Code"] == "active"
+    assert (pcx["RequesterVpcInfo"]["VpcId"], pcx["RequesterVpcInfo"]["OwnerId"], pcx["RequesterVpcInfo"]["Region"]) == (
+        hr.vpc_id, "333333333333", "eu-west-1")
+    assert (pcx["AccepterVpcInfo"]["VpcId"], pcx["AccepterVpcInfo"]["OwnerId"], pcx["AccepterVpcInfo"]["Region"]) == (
+        services.vpc_id, "111111111111", "us-east-1")
+    assert _connection("111111111111", "us-east-1", done.aws_peering_connection_id)["Status"]["Code"] == "active"
+    for table in _tables(hr):
+        assert _routes("333333333333", "eu-west-1", table)["10.0.0.0/16"] == done.aws_peering_connection_id
+    for table in _tables(services):
+        assert _routes("111111111111", "us-east-1", table)["10.2.0.0/16"] == done.aws_peering_connection_id
+    accept = done.events.get(action="aws.call", operation="AcceptVpcPeeringConnection")
+    assert (accept.account_id, accept.region) == ("111111111111", "us-east-1")
+    create = done.events.get(action="aws.call", operation="CreateVpcPeeringConnection")
+    assert (create.account_id, create.region) == ("333333333333", "eu-west-1")
+
+
+def test_same_account_same_region_peering_with_narrow_routes(
+    worker: Any, demo_world: dict[str, Any], api: Any
+) -> None:
+    """nina (platform) peers her account's default VPC with the hub; sam approves (nina cannot)."""
+    vpcs = demo_world["vpcs"]
+    default, services = vpcs["default-111111111111-us-east-1"], vpcs["services-use1"]
+    private = services.route_tables.get(name="services-private")
+    filed = _file(
+        api, "nina", default, services,
+        accepter_route_tables=[private.route_table_id],
+        requester_destination_cidrs=["10.0.1.0/24"],  # only the directory subnet of the hub
+    )
+    assert api("nina").post(f"/api/v1/peering-requests/{filed['id']}/approve/", {}, format="json").status_code == 403
+    _approve(api, "sam", filed["id"])
+    done = wait_for_status(filed["id"], {"active", "failed"})
+    assert done.status == "active", done.failure_reason
+    pcx = _connection("111111111111", "us-east-1", done.aws_peering_connection_id)
+    assert pcx["RequesterVpcInfo"]["OwnerId"] == pcx["AccepterVpcInfo"]["OwnerId"] == "111111111111"
+    for table in _tables(default):
+        routes = _routes("111111111111", "us-east-1", table)
+        assert routes["10.0.1.0/24"] == done.aws_peering_connection_id
+        assert "10.0.0.0/16" not in routes
+    assert _routes("111111111111", "us-east-1", private.route_table_id)["172.31.0.0/16"] == done.aws_peering_connection_id
+    main = services.route_tables.get(is_main=True)
+    assert "172.31.0.0/16" not in _routes("111111111111", "us-east-1", main.route_table_id)
+
+
+def test_running_provisioning_again_changes_nothing_in_aws(worker: Any, demo_world: dict[str, Any], api: Any) -> None:
+    vpcs = demo_world["vpcs"]
+    filed = _file(api, "fiona", vpcs["finance-app"], vpcs["services-use1"], allow_dns_resolution=True)
+    _approve(api, "nina", filed["id"])
+    assert wait_for_status(filed["id"], {"active", "failed"}).status == "active"
+    before = sandbox_snapshot()
+
+    # A duplicate delivery of the task for an active request: returns quietly.
+    provisioning.run(filed["id"], "provision")
+    # A worker that died after finishing every step but before recording `active`: the saga
+    # runs again from the top, finds everything in place, and creates nothing.
+    PeeringRequest.objects.filter(pk=filed["id"]).update(status="provisioning")
+    provisioning.run(filed["id"], "provision")
+
+    assert sandbox_snapshot() == before
+    again = PeeringRequest.objects.get(pk=filed["id"])
+    assert again.status == "active"
+    first_completion = again.events.filter(action="provisioning.completed").order_by("id").first()
+    rerun = again.events.filter(action="aws.call", id__gt=first_completion.id)
+    assert not rerun.filter(operation__in=["CreateVpcPeeringConnection", "AcceptVpcPeeringConnection", "CreateRoute",
+                                           "ModifyVpcPeeringConnectionOptions"]).exists()
+    assert rerun.filter(operation="DescribeRouteTables").exists()  # it did look before deciding
+
+
+def test_route_conflict_found_in_aws_undoes_everything_and_fails_with_a_reason(
+    worker: Any, demo_world: dict[str, Any], api: Any
+) -> None:
+    vpcs = demo_world["vpcs"]
+    finance, services = vpcs["finance-app"], vpcs["services-use1"]
+    private = services.route_tables.get(name="services-private")
+    filed = _file(api, "fiona", finance, services)
+    # Out of band, after the checks ran: someone routes finance's block elsewhere in the hub.
+    hub = ec2_as("111111111111", "us-east-1")
+    igw = hub.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+    hub.attach_internet_gateway(InternetGatewayId=igw, VpcId=services.vpc_id)
+    hub.create_route(RouteTableId=private.route_table_id, DestinationCidrBlock="10.1.0.0/16", GatewayId=igw)
+
+    _approve(api, "nina", filed["id"])
+    failed = wait_for_status(filed["id"], {"active", "failed"})
+    assert failed.status == "failed"
+    assert private.route_table_id in failed.failure_reason and igw in failed.failure_reason
+    assert "never overwrites" in failed.failure_reason
+
+    # Nothing half-made: the connection is deleted, no route anywhere targets it, theirs is intact.
+    pcx_id = failed.events.get(action="provisioning.connection_recorded").data["connection_id"]
+    assert failed.aws_peering_connection_id == ""  # forgotten once deleted, so a retry starts afresh
+    assert pcx_id in failed.failure_reason
+    assert _connection("222222222222", "us-east-1", pcx_id)["Status"]["Code"] == "deleted"
+    for account, region, table in [("222222222222", "us-east-1", t) for t in _tables(finance)] + [
+        ("111111111111", "us-east-1", t) for t in _tables(services)
+    ]:
+        assert pcx_id not in _routes(account, region, table).values()
+    assert _routes("111111111111", "us-east-1", private.route_table_id)["10.1.0.0/16"] == igw
+    assert failed.events.filter(operation="DeleteRoute", result="ok").exists()
+
+    # Fix the cause, retry: it provisions cleanly.
+    hub.delete_route(RouteTableId=private.route_table_id, DestinationCidrBlock="10.1.0.0/16")
+    response = api("fiona").post(f"/api/v1/peering-requests/{filed['id']}/retry/", {}, format="json")
+    assert response.status_code == 200, response.json()
+    done = wait_for_status(filed["id"], {"active", "failed"})
+    assert done.status == "active", done.failure_reason
+    assert _routes("111111111111", "us-east-1", private.route_table_id)["10.1.0.0/16"] == done.aws_peering_connection_id

@@ -6,7 +6,8 @@ import django_filters
 from django.contrib.auth import authenticate
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import mixins, permissions as drf_permissions, status, viewsets
+from rest_framework import mixins, status, viewsets
+from rest_framework import permissions as drf_permissions
 from rest_framework.authtoken.models import Token
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -17,7 +18,7 @@ from requests_app import audit, permissions, selectors, services
 from requests_app.api import serializers as s
 from requests_app.api.idempotency import idempotent
 from requests_app.domain.status import Status
-from requests_app.models import AwsAccount, PeeringRequest, Vpc, Webhook
+from requests_app.models import AuditEvent, AwsAccount, PeeringRequest, Vpc, Webhook
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
@@ -225,7 +226,7 @@ class AuditEventFilter(django_filters.FilterSet):
     created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
-        model = PeeringRequest
+        model = AuditEvent
         fields = ["request", "action", "actor", "created_after", "created_before"]
 
 

@@ -222,7 +222,7 @@ class AwsGateway:
                 RoleSessionName=SESSION_NAME,
                 ExternalId=account.external_id,
             )["Credentials"]
-        except Exception as exc:  # noqa: BLE001 - translated or re-raised
+        except Exception as exc:
             raise _translate(exc, "AssumeRole") from exc
         values = {
             "aws_access_key_id": creds["AccessKeyId"],
@@ -247,7 +247,7 @@ class AwsGateway:
         self.calls += 1
         try:
             return getattr(client, operation)(**kwargs)
-        except Exception as exc:  # noqa: BLE001 - translated or re-raised
+        except Exception as exc:
             raise _translate(exc, _camel(operation)) from exc
 
     # --- inventory ------------------------------------------------------------------------

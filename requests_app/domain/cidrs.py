@@ -14,7 +14,7 @@ SHARED_ADDRESS_SPACE = ipaddress.ip_network("100.64.0.0/10")
 def parse(cidr: str) -> Network:
     """Parse a CIDR strictly: host bits must be zero, as AWS requires for routes."""
     text = cidr.strip()
-    address, _, prefix = text.partition("/")
+    _, _, prefix = text.partition("/")
     if not prefix.isdigit():
         # ipaddress also takes netmask forms (10.0.0.0/255.0.0.0); AWS and our messages do not.
         raise ValueError(f"{cidr} is not in address/prefix-length form")

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Start `make run` on a fresh var/ and walk one request through it with curl, as an operator
+# would: token → file → approve → active in the sandbox → Ctrl-C stops everything.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BASE=http://127.0.0.1:8000
+LOG=$(mktemp)
+rm -rf var
+env -u DATABASE_URL -u CELERY_BROKER_URL -u AWS_ENDPOINT_URL make run >"$LOG" 2>&1 &
+RUN_PID=$!
+cleanup() { kill -INT "$RUN_PID" 2>/dev/null || true; wait "$RUN_PID" 2>/dev/null || true; }
+trap cleanup EXIT
+
+for _ in $(seq 1 240); do
+  grep -q "Peering Portal is up" "$LOG" && break
+  kill -0 "$RUN_PID" 2>/dev/null || { cat "$LOG"; echo "make run exited early"; exit 1; }
+  sleep 0.5
+done
+grep -q "Peering Portal is up" "$LOG" || { cat "$LOG"; echo "make run did not come up"; exit 1; }
+curl -fsS "$BASE/healthz"; echo
+
+json() { .venv/bin/python -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+token() { curl -fsS -X POST "$BASE/api/v1/auth/token/" -H 'Content-Type: application/json' \
+  -d "{\"username\": \"$1\", \"password\": \"peering-demo\"}" | json '["token"]'; }
+FIONA=$(token fiona); NINA=$(token nina)
+vpc() { curl -fsS -H "Authorization: Token $FIONA" "$BASE/api/v1/vpcs/?name=$1" | json "['results'][0]['vpc_id']"; }
+FIN=$(vpc finance-app); HUB=$(vpc services-use1)
+ID=$(curl -fsS -X POST "$BASE/api/v1/peering-requests/" -H "Authorization: Token $FIONA" -H 'Content-Type: application/json' \
+  -d "{\"requester_vpc\": \"$FIN\", \"accepter_vpc\": \"$HUB\", \"justification\": \"smoke\", \"external_ref\": \"SMOKE-1\"}" | json '["id"]')
+curl -fsS -X POST "$BASE/api/v1/peering-requests/$ID/approve/" -H "Authorization: Token $NINA" \
+  -H 'Content-Type: application/json' -d '{"comment": "ok"}' >/dev/null
+for _ in $(seq 1 120); do
+  STATUS=$(curl -fsS -H "Authorization: Token $FIONA" "$BASE/api/v1/peering-requests/$ID/" | json '["status"]')
+  [ "$STATUS" = active ] || [ "$STATUS" = failed ] && break
+  sleep 0.5
+done
+echo "request $ID is $STATUS"
+[ "$STATUS" = active ] || { cat "$LOG"; exit 1; }
+PCX=$(curl -fsS -H "Authorization: Token $FIONA" "$BASE/api/v1/peering-requests/$ID/" | json '["aws_peering_connection_id"]')
+AWS_ENDPOINT_URL=http://127.0.0.1:4566 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1 \
+  .venv/bin/python - "$PCX" <<'PY'
+import sys, boto3
+creds = boto3.client("sts").assume_role(RoleArn="arn:aws:iam::222222222222:role/PeeringPortalRole", RoleSessionName="smoke")["Credentials"]
+ec2 = boto3.client("ec2", aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"])
+found = [p for p in ec2.describe_vpc_peering_connections()["VpcPeeringConnections"] if p["VpcPeeringConnectionId"] == sys.argv[1]]
+assert found and found[0]["Status"]["Code"] == "active", found
+print("sandbox agrees:", sys.argv[1], "is active")
+PY
+
+cleanup
+trap - EXIT
+sleep 1
+if pgrep -f "moto.server -H 127.0.0.1 -p 4566|celery -A peering_portal|runserver --noreload" >/dev/null; then
+  echo "Ctrl-C left processes behind:"; pgrep -af "moto.server|celery -A peering_portal|runserver"; exit 1
+fi
+echo "make run smoke: ok (1 passed, 0 failed)"
