@@ -22,13 +22,17 @@ SANDBOX = "http://127.0.0.1:4566"
 WEB = os.environ.get("PORTAL_WEB_ADDR", "127.0.0.1:8000")
 
 
+def port_open(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
 def wait_port(host: str, port: int, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            sock.settimeout(0.5)
-            if sock.connect_ex((host, port)) == 0:
-                return
+        if port_open(host, port):
+            return
         time.sleep(0.2)
     raise SystemExit(f"nothing answered on {host}:{port} after {timeout:.0f}s")
 
@@ -65,16 +69,33 @@ def main() -> int:
                 os.killpg(proc.pid, signal.SIGKILL)
         print("==> stopped everything make run started", flush=True)
 
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    # Installed explicitly: a shell that starts us in the background sets SIGINT to "ignore".
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+    host, _, port = WEB.rpartition(":")
+    busy = [p for h, p in ([("127.0.0.1", 4566)] if start_sandbox else []) + [(host, int(port))] if port_open(h, p)]
+    if busy:
+        print(f"==> port {', '.join(map(str, busy))} is already in use (an earlier make run?); stop it first", flush=True)
+        return 1
+    (ROOT / "var").mkdir(exist_ok=True)
     try:
         if start_sandbox:
-            spawn("AWS sandbox (moto)", PY, "-m", "moto.server", "-H", "127.0.0.1", "-p", "4566")
+            sandbox_log = open(ROOT / "var" / "sandbox.log", "ab")  # noqa: SIM115 - lives as long as we do
+            print("==> starting AWS sandbox (moto) on 127.0.0.1:4566, log in var/sandbox.log", flush=True)
+            children.append(
+                subprocess.Popen(
+                    [PY, "-m", "moto.server", "-H", "127.0.0.1", "-p", "4566"],
+                    cwd=ROOT, env=env, start_new_session=True, stdout=sandbox_log, stderr=subprocess.STDOUT,
+                )
+            )
             wait_port("127.0.0.1", 4566)
         subprocess.run([PY, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
         subprocess.run([PY, "manage.py", "seed_demo"], cwd=ROOT, env=env, check=True)
         spawn("worker", PY, "-m", "celery", "-A", "peering_portal", "worker", "-l", "INFO", "--concurrency", "2")
         spawn("beat", PY, "-m", "celery", "-A", "peering_portal", "beat", "-l", "INFO")
-        host, _, port = WEB.rpartition(":")
         spawn("web", PY, "manage.py", "runserver", "--noreload", WEB)
         wait_port(host, int(port))
         password = env.get("DEMO_PASSWORD", "peering-demo")

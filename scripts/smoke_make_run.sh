@@ -6,9 +6,10 @@ cd "$(dirname "$0")/.."
 BASE=http://127.0.0.1:8000
 LOG=$(mktemp)
 rm -rf var
-env -u DATABASE_URL -u CELERY_BROKER_URL -u AWS_ENDPOINT_URL make run >"$LOG" 2>&1 &
+# Its own process group, so Ctrl-C can be sent to it the way a terminal would.
+env -u DATABASE_URL -u CELERY_BROKER_URL -u AWS_ENDPOINT_URL setsid make run >"$LOG" 2>&1 &
 RUN_PID=$!
-cleanup() { kill -INT "$RUN_PID" 2>/dev/null || true; wait "$RUN_PID" 2>/dev/null || true; }
+cleanup() { kill -INT -- "-$RUN_PID" 2>/dev/null || true; wait "$RUN_PID" 2>/dev/null || true; }
 trap cleanup EXIT
 
 for _ in $(seq 1 240); do
@@ -17,6 +18,7 @@ for _ in $(seq 1 240); do
   sleep 0.5
 done
 grep -q "Peering Portal is up" "$LOG" || { cat "$LOG"; echo "make run did not come up"; exit 1; }
+trap 'tail -n 80 "$LOG"; cleanup' ERR
 curl -fsS "$BASE/healthz"; echo
 
 json() { .venv/bin/python -c "import json,sys; print(json.load(sys.stdin)$1)"; }
@@ -49,7 +51,10 @@ PY
 
 cleanup
 trap - EXIT
-sleep 1
+for _ in $(seq 1 60); do
+  pgrep -f "moto.server -H 127.0.0.1 -p 4566|celery -A peering_portal|runserver --noreload" >/dev/null || break
+  sleep 0.5
+done
 if pgrep -f "moto.server -H 127.0.0.1 -p 4566|celery -A peering_portal|runserver --noreload" >/dev/null; then
   echo "Ctrl-C left processes behind:"; pgrep -af "moto.server|celery -A peering_portal|runserver"; exit 1
 fi

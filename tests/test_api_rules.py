@@ -24,11 +24,15 @@ PREFLIGHT_URL = f"{URL}preflight/"
 
 
 # --- helpers -------------------------------------------------------------------------------------
+def _vpc_id(vpc: Any) -> str:
+    return vpc if isinstance(vpc, str) else vpc.vpc_id
+
+
 def _body(requester: Any, accepter: Any, **extra: Any) -> dict[str, Any]:
-    vpc_id = lambda v: v if isinstance(v, str) else v.vpc_id  # noqa: E731
+    """A create/preflight body; `requester` and `accepter` are Vpc rows or raw VPC ids."""
     return {
-        "requester_vpc": vpc_id(requester),
-        "accepter_vpc": vpc_id(accepter),
+        "requester_vpc": _vpc_id(requester),
+        "accepter_vpc": _vpc_id(accepter),
         "justification": "the app needs the shared directory and logging",
         **extra,
     }
@@ -379,16 +383,15 @@ def test_idempotency_key_replays_the_first_answer_per_user(world: dict[str, Any]
     assert second["Idempotent-Replayed"] == "true"
     assert PeeringRequest.objects.count() == 1
 
-    changed = fiona.post(
-        URL, {**body, "justification": "something else"}, format="json", HTTP_IDEMPOTENCY_KEY="k1"
-    )
+    changed = fiona.post(URL, {**body, "justification": "something else"}, format="json", HTTP_IDEMPOTENCY_KEY="k1")
     assert changed.status_code == 422
     assert _error(changed, "idempotency_key_reused")["attr"] == "Idempotency-Key"
     assert PeeringRequest.objects.count() == 1
 
     # The key belongs to fiona: sam's "k1" is a new key, so his different request is filed.
-    by_sam = api("sam").post(URL, _body(vpcs["finance-app"], vpcs["services-euw1"]), format="json",
-                             HTTP_IDEMPOTENCY_KEY="k1")
+    by_sam = api("sam").post(
+        URL, _body(vpcs["finance-app"], vpcs["services-euw1"]), format="json", HTTP_IDEMPOTENCY_KEY="k1"
+    )
     assert by_sam.status_code == 201, by_sam.json()
     assert by_sam.json()["id"] != first.json()["id"]
     assert by_sam.json()["requested_by"] == "sam"
