@@ -211,6 +211,8 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # boto3 reads AWS_ENDPOINT_URL itself; it is recorded here only to show it on /healthz.
 AWS_ENDPOINT_URL = env_str("AWS_ENDPOINT_URL", "")
 AWS_DEFAULT_REGION = env_str("AWS_DEFAULT_REGION", "us-east-1")
+# Optional JSON Lines trace of every EC2 call the portal makes (operation, account, region, parameters).
+AWS_CALL_LOG = env_str("AWS_CALL_LOG", "")
 # How long provisioning waits for a fresh peering connection to become visible.
 PEERING_VISIBILITY_TIMEOUT_SECONDS = env_int("PEERING_VISIBILITY_TIMEOUT_SECONDS", 60, minimum=1)
 # Work in `approved`, `provisioning` or `decommissioning` with no progress for this long is
@@ -218,4 +220,6 @@ PEERING_VISIBILITY_TIMEOUT_SECONDS = env_int("PEERING_VISIBILITY_TIMEOUT_SECONDS
 WORK_LEASE_SECONDS = env_int("WORK_LEASE_SECONDS", 600, minimum=10)
 PROVISIONING_MAX_RETRIES = env_int("PROVISIONING_MAX_RETRIES", 6, minimum=0)
 WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", False)
+# Checks warn when the inventory they used is older than this.
+INVENTORY_MAX_AGE_SECONDS = env_int("INVENTORY_MAX_AGE_SECONDS", 24 * 3600, minimum=60)
 PEERING_TAG_KEY = "peering-portal:request-id"

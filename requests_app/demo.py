@@ -90,9 +90,11 @@ def _tag(ec2: Any, resource_id: str, name: str) -> None:
 
 def build_sandbox() -> None:
     """Create the demo VPCs in the sandbox; existing ones (found by Name tag) are kept."""
+    clients: dict[tuple[str, str], Any] = {}
     for account in ACCOUNTS:
         for spec in account.vpcs:
-            ec2 = _ec2(account.account_id, spec.region)
+            key = (account.account_id, spec.region)
+            ec2 = clients[key] = clients.get(key) or _ec2(*key)
             existing = ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": [spec.name]}])["Vpcs"]
             existing = [v for v in existing if any(t["Value"] == spec.name for t in v.get("Tags", []))]
             if existing:

@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from requests_app.aws.gateway import AccountRef, AwsGateway, get_gateway
+from requests_app.domain import cidrs
 from requests_app.models import AwsAccount, ObservedPeering, RouteTable, Vpc, VpcCidr
 
 
@@ -70,8 +71,11 @@ def sync_account(account: AwsAccount, gateway: AwsGateway | None = None) -> Sync
                 )
                 VpcCidr.objects.filter(vpc=vpc).exclude(cidr__in=info.cidrs).delete()
                 for index, cidr in enumerate(info.cidrs):
+                    first, last = cidrs.address_range(cidr)
                     VpcCidr.objects.update_or_create(
-                        vpc=vpc, cidr=cidr, defaults={"is_primary": index == 0}
+                        vpc=vpc,
+                        cidr=cidr,
+                        defaults={"is_primary": index == 0, "first_address": first, "last_address": last},
                     )
                 table_ids = []
                 for table in by_vpc.get(info.vpc_id, []):

@@ -42,6 +42,16 @@ class AwsAccount(models.Model):
     external_id = models.CharField(max_length=64, default=new_external_id, editable=False)
     regions = models.JSONField(default=list)
     last_synced_at = models.DateTimeField(null=True, blank=True)
+    # Quotas AWS raised for this account; blank means AWS's default.
+    max_peerings_per_vpc = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Active peerings per VPC (AWS default 50, up to 125)."
+    )
+    max_outstanding_requests = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Outstanding (pending-acceptance) peering requests (AWS default 25)."
+    )
+    max_routes_per_table = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Routes per route table (AWS default 50, up to 1,000)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -86,7 +96,9 @@ class Vpc(models.Model):
 
     @property
     def label(self) -> str:
-        return f"{self.name} ({self.vpc_id})" if self.name else self.vpc_id
+        if self.name:
+            return f"{self.name} ({self.vpc_id})"
+        return f"default VPC ({self.vpc_id})" if self.is_default else self.vpc_id
 
     @property
     def department(self) -> Department:
@@ -102,9 +114,14 @@ class VpcCidr(models.Model):
     vpc = models.ForeignKey(Vpc, on_delete=models.CASCADE, related_name="cidr_blocks")
     cidr = models.CharField(max_length=43)
     is_primary = models.BooleanField(default=False)
+    # The block's first and last address as integers, so "which VPC holds this CIDR" is an
+    # indexed range query rather than a scan of the inventory.
+    first_address = models.BigIntegerField(default=0)
+    last_address = models.BigIntegerField(default=0)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["vpc", "cidr"], name="uniq_vpc_cidr")]
+        indexes = [models.Index(fields=["first_address", "last_address"], name="vpccidr_range")]
         verbose_name = "VPC CIDR block"
 
     def __str__(self) -> str:

@@ -146,7 +146,21 @@ class Saga:
     # --- provisioning -----------------------------------------------------------------------
     def provision(self) -> None:
         if self.request.status == Status.APPROVED:
-            self.transition(Status.PROVISIONING, "provisioning.started")
+            # The last look before AWS is touched: another spoke may have gone live meanwhile.
+            evaluation = services.peering_request_evaluate(
+                draft=services.draft_of(self.request),
+                department_ids={self.request.department_id},
+                exclude_request=self.request.pk,
+            )
+            if not evaluation.ok:
+                failed = "; ".join(f"{r.code}: {r.detail}" for r in evaluation.results if r.status == "fail")
+                reason = f"Checks failed just before provisioning, so nothing was sent to AWS: {failed}."
+                self.transition(
+                    Status.FAILED, "provisioning.refused", message=reason, failure_reason=reason,
+                    failed_operation="provision", checks=evaluation.checks, lease_owner="", lease_expires_at=None,
+                )
+                return
+            self.transition(Status.PROVISIONING, "provisioning.started", checks=evaluation.checks)
         elif self.request.status != Status.PROVISIONING:
             logger.info("request %s is %s; nothing to provision", self.request.pk, self.request.status)
             return

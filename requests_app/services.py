@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -19,7 +20,7 @@ from requests_app import audit, permissions, selectors
 from requests_app.domain import checks as rules
 from requests_app.domain.plan import PeeringPlan, RouteSpec, build_routes
 from requests_app.domain.status import LIVE_STATUSES, InvalidTransition, Status, check_transition
-from requests_app.models import AwsAccount, Department, ObservedPeering, PeeringRequest, Vpc
+from requests_app.models import AwsAccount, Department, ObservedPeering, PeeringRequest, Vpc, VpcCidr
 
 logger = logging.getLogger(__name__)
 
@@ -151,6 +152,55 @@ def _existing_peerings(
     return tuple(found)
 
 
+def _limits(account: AwsAccount) -> rules.Limits:
+    defaults = rules.Limits()
+    return rules.Limits(
+        peerings_per_vpc=account.max_peerings_per_vpc or defaults.peerings_per_vpc,
+        outstanding_per_account=account.max_outstanding_requests or defaults.outstanding_per_account,
+        routes_per_table=account.max_routes_per_table or defaults.routes_per_table,
+    )
+
+
+# Requests that hold, or are about to hold, a connection in AWS.
+_HOLDING = [Status.APPROVED, Status.PROVISIONING, Status.ACTIVE, Status.DECOMMISSIONING]
+
+
+def _vpc_peering_count(vpc: Vpc, exclude_request: Any) -> int:
+    portal = PeeringRequest.objects.filter(Q(requester_vpc=vpc) | Q(accepter_vpc=vpc), status__in=_HOLDING)
+    if exclude_request is not None:
+        portal = portal.exclude(pk=exclude_request)
+    unmanaged = ObservedPeering.objects.filter(
+        Q(requester_vpc_id=vpc.vpc_id) | Q(accepter_vpc_id=vpc.vpc_id), status="active", portal_request_id=""
+    )
+    return portal.count() + unmanaged.count()
+
+
+def _outstanding_count(account: AwsAccount, exclude_request: Any) -> int:
+    in_flight = PeeringRequest.objects.filter(
+        requester_vpc__account=account, status__in=[Status.APPROVED, Status.PROVISIONING]
+    )
+    if exclude_request is not None:
+        in_flight = in_flight.exclude(pk=exclude_request)
+    unmanaged = ObservedPeering.objects.filter(
+        requester_account_id=account.account_id, status="pending-acceptance", portal_request_id=""
+    )
+    return in_flight.count() + unmanaged.count()
+
+
+def find_vpc_owning(cidr: str) -> rules.VpcFacts | None:
+    """The known VPC one of whose blocks contains `cidr` (an indexed range query)."""
+    from requests_app.domain import cidrs as cidr_math
+
+    first, last = cidr_math.address_range(cidr)
+    block = (
+        VpcCidr.objects.select_related("vpc__account")
+        .filter(first_address__lte=first, last_address__gte=last, vpc__present_in_aws=True)
+        .order_by("-first_address")
+        .first()
+    )
+    return vpc_facts(block.vpc) if block else None
+
+
 def peering_request_evaluate(
     *, draft: PeeringDraft, department_ids: set[int], exclude_request: Any = None
 ) -> Evaluation:
@@ -159,22 +209,29 @@ def peering_request_evaluate(
     accepter = selectors.vpc_with_facts(draft.accepter_vpc)
     req_facts = vpc_facts(requester) if requester else None
     acc_facts = vpc_facts(accepter) if accepter else None
-    others: tuple[rules.VpcFacts, ...] = ()
-    if draft.requester_destination_cidrs or draft.accepter_destination_cidrs:
-        # Only needed to explain a transitive-routing request, so only loaded then.
-        others = tuple(
-            vpc_facts(v)
-            for v in Vpc.objects.select_related("account")
-            .prefetch_related("cidr_blocks", "owners")
-            .exclude(vpc_id__in=[draft.requester_vpc, draft.accepter_vpc])
-            .filter(present_in_aws=True)
-        )
     requester_tables = list(draft.requester_route_tables) or (
         [rt.route_table_id for rt in requester.route_tables.all()] if requester else []
     )
     accepter_tables = list(draft.accepter_route_tables) or (
         [rt.route_table_id for rt in accepter.route_tables.all()] if accepter else []
     )
+    extra: dict[str, Any] = {}
+    if requester and accepter:
+        synced = [v.synced_at for v in (requester, accepter)]
+        extra = {
+            "existing": _existing_peerings(draft.requester_vpc, draft.accepter_vpc, exclude_request=exclude_request),
+            "requester_limits": _limits(requester.account),
+            "accepter_limits": _limits(accepter.account),
+            "usage": rules.Usage(
+                requester_vpc_peerings=_vpc_peering_count(requester, exclude_request),
+                accepter_vpc_peerings=_vpc_peering_count(accepter, exclude_request),
+                requester_outstanding=_outstanding_count(requester.account, exclude_request),
+            ),
+            "inventory_age_seconds": None
+            if None in synced
+            else (timezone.now() - min(s for s in synced if s is not None)).total_seconds(),
+            "max_inventory_age_seconds": settings.INVENTORY_MAX_AGE_SECONDS,
+        }
     results = rules.run_checks(
         rules.CheckInput(
             requester_vpc_id=draft.requester_vpc,
@@ -187,10 +244,8 @@ def peering_request_evaluate(
             requester_destination_cidrs=tuple(draft.requester_destination_cidrs),
             accepter_destination_cidrs=tuple(draft.accepter_destination_cidrs),
             allow_dns_resolution=draft.allow_dns_resolution,
-            existing=_existing_peerings(draft.requester_vpc, draft.accepter_vpc, exclude_request=exclude_request)
-            if requester and accepter
-            else (),
-            other_vpcs=others,
+            find_vpc_owning=find_vpc_owning,
+            **extra,
         )
     )
     plan = None
@@ -397,7 +452,7 @@ def peering_request_approve(*, actor: Any, request_id: Any, comment: str = "") -
             )
         # The world may have changed since filing; approve only what can still work.
         evaluation = peering_request_evaluate(
-            draft=_draft_of(request), department_ids={request.department_id}, exclude_request=request.pk
+            draft=draft_of(request), department_ids={request.department_id}, exclude_request=request.pk
         )
         if not evaluation.ok:
             raise ChecksFailed(evaluation.results)
@@ -493,7 +548,7 @@ def _require(reason: str | None, *, self_check: bool = False) -> None:
         raise PortalError("self_approval" if self_check else "permission_denied", reason, status=403)
 
 
-def _draft_of(request: PeeringRequest) -> PeeringDraft:
+def draft_of(request: PeeringRequest) -> PeeringDraft:
     return PeeringDraft(
         requester_vpc=request.requester_vpc.vpc_id,
         accepter_vpc=request.accepter_vpc.vpc_id,

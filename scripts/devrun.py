@@ -60,7 +60,9 @@ def main() -> int:
     def stop_all(*_: object) -> None:
         for proc in reversed(children):
             if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
+                # The leader only: celery's main process stops its own pool (a signal to the
+                # whole group would kill the pool under it and stall the warm shutdown).
+                proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 20
         for proc in children:
             try:

@@ -29,6 +29,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings: Any) -> None:
+    """PBKDF2 costs ~0.2 s a password by design; the demo world sets six per test."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
     """The AWS sandbox as a real HTTP server; boto3 reaches it through AWS_ENDPOINT_URL."""
@@ -131,6 +137,7 @@ def worker(django_db_setup: Any, django_db_blocker: Any, moto_server: str, tmp_p
         "CELERY_FILESYSTEM_DIR": str(settings.BROKER_DIR),
         "PORTAL_VAR_DIR": str(settings.VAR_DIR),
         "PEERING_VISIBILITY_TIMEOUT_SECONDS": "20",
+        "AWS_CALL_LOG": str(tmp_path_factory.mktemp("aws") / "calls.jsonl"),
         "PYTHONUNBUFFERED": "1",
     }
     log_path = tmp_path_factory.mktemp("worker") / "worker.log"
@@ -150,7 +157,7 @@ def sandbox_snapshot() -> dict[str, Any]:
     peerings: dict[str, str] = {}
     routes: dict[str, list[tuple[str, str]]] = {}
     for account in demo.ACCOUNTS:
-        for region in ("us-east-1", "eu-west-1"):
+        for region in account.regions:
             ec2 = ec2_as(account.account_id, region)
             for p in ec2.describe_vpc_peering_connections()["VpcPeeringConnections"]:
                 peerings[p["VpcPeeringConnectionId"]] = p["Status"]["Code"]

@@ -63,6 +63,13 @@ SHARED = VpcFacts(
 )
 
 
+def lookup(*vpcs):
+    """A `find_vpc_owning` over the given VPCs, as the service does over the inventory."""
+    from requests_app.domain.cidrs import containing_block
+
+    return lambda cidr: next((v for v in vpcs if containing_block(cidr, v.cidrs)), None)
+
+
 def make_input(requester=APP, accepter=DATA, **overrides):
     values = {
         "requester_vpc_id": requester.vpc_id if requester else "vpc-missing-req",
@@ -251,7 +258,7 @@ def test_destination_in_the_peers_secondary_block_passes():
 
 def test_destination_in_a_third_vpc_fails_and_says_to_peer_directly():
     results = run_checks(
-        make_input(requester_destination_cidrs=("10.2.0.0/24",), other_vpcs=(SHARED,))
+        make_input(requester_destination_cidrs=("10.2.0.0/24",), find_vpc_owning=lookup(SHARED))
     )
     result = only(results, "destination_outside_peer")
     assert result.status == CheckStatus.FAIL
@@ -263,7 +270,7 @@ def test_destination_in_a_third_vpc_fails_and_says_to_peer_directly():
 
 def test_destination_outside_every_known_vpc_fails_without_naming_one():
     results = run_checks(
-        make_input(accepter_destination_cidrs=("172.16.0.0/16",), other_vpcs=(SHARED,))
+        make_input(accepter_destination_cidrs=("172.16.0.0/16",), find_vpc_owning=lookup(SHARED))
     )
     result = only(results, "destination_outside_peer")
     assert result.attr == "accepter_destination_cidrs"

@@ -217,3 +217,42 @@ def test_route_conflict_found_in_aws_undoes_everything_and_fails_with_a_reason(
     done = wait_for_status(filed["id"], {"active", "failed"})
     assert done.status == "active", done.failure_reason
     assert _routes("111111111111", "us-east-1", private.route_table_id)["10.1.0.0/16"] == done.aws_peering_connection_id
+
+
+def _mutations_for(log_path: str, pcx_id: str, requester_vpc: str, accepter_vpc: str) -> list[dict[str, Any]]:
+    """The mutating EC2 calls the worker traced for one peering, in order."""
+    import json
+
+    calls = []
+    with open(log_path, encoding="utf-8") as log:
+        lines = log.readlines()
+    for line in lines:
+        call = json.loads(line)
+        params = call["params"]
+        if call["operation"].startswith("Describe"):
+            continue
+        ours = params.get("VpcPeeringConnectionId") == pcx_id or (
+            call["operation"] == "CreateVpcPeeringConnection"
+            and (params.get("VpcId"), params.get("PeerVpcId")) == (requester_vpc, accepter_vpc)
+        )
+        if ours:
+            calls.append(call)
+    return calls
+
+
+def test_the_plan_is_exactly_what_the_worker_asks_aws_to_do(worker: Any, demo_world: dict[str, Any], api: Any) -> None:
+    vpcs = demo_world["vpcs"]
+    hr, services = vpcs["hr-portal"], vpcs["services-use1"]
+    filed = _file(api, "harry", hr, services, allow_dns_resolution=True)
+    _approve(api, "nina", filed["id"])
+    done = wait_for_status(filed["id"], {"active", "failed"})
+    assert done.status == "active", done.failure_reason
+
+    performed = _mutations_for(worker.env["AWS_CALL_LOG"], done.aws_peering_connection_id, hr.vpc_id, services.vpc_id)
+    assert [(c["operation"], c["account_id"], c["region"]) for c in performed] == [
+        (step["operation"], step["account_id"], step["region"]) for step in filed["plan"]
+    ]
+    for step, call in zip(filed["plan"], performed, strict=True):
+        for name, value in step["parameters"].items():
+            assert call["params"][name] == value, (step, call)
+    assert [c["operation"] for c in performed].count("CreateRoute") == 1 + 2  # hr's table; the hub's two

@@ -88,9 +88,10 @@ class CheckSerializer(serializers.Serializer):
 
 
 class PlanStepSerializer(serializers.Serializer):
-    operation = serializers.CharField()
-    account_id = serializers.CharField()
+    operation = serializers.CharField(help_text="The EC2 API call, e.g. CreateRoute.")
+    account_id = serializers.CharField(help_text="The account whose role makes the call.")
     region = serializers.CharField()
+    parameters = serializers.DictField(help_text="The call's parameters known before it runs.", default=dict)
     detail = serializers.CharField()
 
 

@@ -7,6 +7,8 @@ reads it itself), returns small frozen dataclasses, and sorts every ClientError 
 
 from __future__ import annotations
 
+import functools
+import json
 import threading
 import time
 from dataclasses import dataclass
@@ -206,9 +208,12 @@ class AwsGateway:
     until shortly before those expire.
     """
 
-    def __init__(self, base_session: boto3.Session | None = None) -> None:
+    def __init__(self, base_session: boto3.Session | None = None, *, call_log: str = "") -> None:
         self._base = base_session or boto3.Session()
         self._lock = threading.Lock()
+        # A JSON Lines file that gets one line per EC2 call (operation, account, region,
+        # parameters): an operator's trace of exactly what the portal asked AWS to do.
+        self.call_log = call_log
         self._clients: dict[tuple[str, str, str], tuple[float, Any]] = {}
         self.calls = 0  # AWS calls made, for tests and benchmarks
 
@@ -240,8 +245,21 @@ class AwsGateway:
                 return cached[1]
             expires, creds = self._assume(account)
             client = boto3.Session(region_name=region, **creds).client("ec2", config=BOTO_CONFIG)
+            if self.call_log:
+                client.meta.events.register(
+                    "before-parameter-build.ec2", functools.partial(self._trace, account.account_id, region)
+                )
             self._clients[key] = (expires, client)
             return client
+
+    def _trace(self, account_id: str, region: str, params: dict[str, Any], model: Any, **_: Any) -> None:
+        line = json.dumps(
+            {"time": time.time(), "operation": model.name, "account_id": account_id, "region": region,
+             "params": params},
+            default=str,
+        )
+        with self._lock, open(self.call_log, "a", encoding="utf-8") as log:
+            log.write(line + "\n")
 
     def _call(self, client: Any, operation: str, **kwargs: Any) -> Any:
         self.calls += 1
@@ -372,9 +390,7 @@ class AwsGateway:
     ) -> None:
         """Each owner sets its own side, in its own region (AWS refuses the other side)."""
         ec2 = self.ec2(account, region)
-        option_key = (
-            "RequesterPeeringConnectionOptions" if side == "requester" else "AccepterPeeringConnectionOptions"
-        )
+        option_key = f"{side.capitalize()}PeeringConnectionOptions"
         self._call(
             ec2,
             "modify_vpc_peering_connection_options",
@@ -414,5 +430,7 @@ _default: AwsGateway | None = None
 def get_gateway() -> AwsGateway:
     global _default
     if _default is None:
-        _default = AwsGateway()
+        from django.conf import settings
+
+        _default = AwsGateway(call_log=settings.AWS_CALL_LOG)
     return _default

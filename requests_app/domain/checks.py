@@ -6,7 +6,8 @@ is written once. Input is plain data (see `CheckInput`); the caller gathers it f
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from enum import StrEnum
 
 from requests_app.domain import cidrs
@@ -71,6 +72,28 @@ class ExistingPeering:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """AWS's default quotas; an admin can raise them per account where AWS did."""
+
+    peerings_per_vpc: int = 50
+    outstanding_per_account: int = 25
+    routes_per_table: int = 50
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What already counts against the quotas, besides this request."""
+
+    requester_vpc_peerings: int = 0
+    accepter_vpc_peerings: int = 0
+    requester_outstanding: int = 0
+
+
+# Quotas warn from this share of the limit on.
+QUOTA_WARN_SHARE = 0.8
+
+
+@dataclass(frozen=True)
 class CheckInput:
     requester_vpc_id: str
     accepter_vpc_id: str
@@ -83,8 +106,15 @@ class CheckInput:
     accepter_destination_cidrs: tuple[str, ...] = ()
     allow_dns_resolution: bool = False
     existing: tuple[ExistingPeering, ...] = ()
-    # Every other VPC the portal knows, to explain a transitive-routing request.
-    other_vpcs: tuple[VpcFacts, ...] = field(default=())
+    # Finds the VPC that holds a CIDR, to explain a transitive-routing request; only called
+    # for a destination that already failed, so the cost stays off the common path.
+    find_vpc_owning: Callable[[str], VpcFacts | None] | None = None
+    requester_limits: Limits = Limits()
+    accepter_limits: Limits = Limits()
+    usage: Usage = Usage()
+    # Seconds since the older of the two VPCs was last read from AWS, and the age that is stale.
+    inventory_age_seconds: float | None = None
+    max_inventory_age_seconds: float | None = None
 
 
 def _fail(code: str, detail: str, attr: str | None = None) -> CheckResult:
@@ -157,6 +187,10 @@ def run_checks(data: CheckInput) -> list[CheckResult]:
         )
     if data.allow_dns_resolution:
         results.append(_dns_check(req, acc))
+    results.extend(_quota_checks(data))
+    freshness = _freshness_check(data)
+    if freshness is not None:
+        results.append(freshness)
     return results
 
 
@@ -254,16 +288,14 @@ def _destination_checks(data: CheckInput) -> list[CheckResult]:
                     )
                 )
             if cidrs.containing_block(destination, peer.cidrs) is None:
-                results.append(_transit_failure(destination, peer, data.other_vpcs, side))
+                owner = data.find_vpc_owning(destination) if data.find_vpc_owning else None
+                if owner is not None and owner.vpc_id in (data.requester.vpc_id, data.accepter.vpc_id):
+                    owner = None
+                results.append(_transit_failure(destination, peer, owner, side))
     return results
 
 
-def _transit_failure(
-    destination: str, peer: VpcFacts, others: tuple[VpcFacts, ...], side: str
-) -> CheckResult:
-    owner = next(
-        (v for v in others if cidrs.containing_block(destination, v.cidrs) is not None), None
-    )
+def _transit_failure(destination: str, peer: VpcFacts, owner: VpcFacts | None, side: str) -> CheckResult:
     if owner is not None:
         reason = (
             f"it belongs to {owner.label}; peering is not transitive, so traffic cannot reach "
@@ -327,6 +359,79 @@ def _dns_check(req: VpcFacts, acc: VpcFacts) -> CheckResult:
             "allow_dns_resolution",
         )
     return _pass("dns_prerequisites", "DNS hostnames and support are enabled on both VPCs")
+
+
+def _quota_level(code: str, used: int, limit: int, what: str, attr: str | None) -> CheckResult:
+    detail = f"{what}: {used} of {limit} after this request"
+    if used > limit:
+        return _fail(code, f"{detail}, over the quota; ask AWS to raise it, then an admin to raise it here", attr)
+    if used >= QUOTA_WARN_SHARE * limit:
+        return _warn(code, f"{detail}, close to the quota", attr)
+    return _pass(code, detail)
+
+
+def _quota_checks(data: CheckInput) -> list[CheckResult]:
+    assert data.requester and data.accepter
+    results = [
+        _quota_level(
+            "quota_peerings_per_vpc",
+            data.usage.requester_vpc_peerings + 1,
+            data.requester_limits.peerings_per_vpc,
+            f"peerings of {data.requester.label}",
+            "requester_vpc",
+        ),
+        _quota_level(
+            "quota_peerings_per_vpc",
+            data.usage.accepter_vpc_peerings + 1,
+            data.accepter_limits.peerings_per_vpc,
+            f"peerings of {data.accepter.label}",
+            "accepter_vpc",
+        ),
+        _quota_level(
+            "quota_outstanding_requests",
+            data.usage.requester_outstanding + 1,
+            data.requester_limits.outstanding_per_account,
+            f"outstanding peering requests of account {data.requester.account_id}",
+            "requester_vpc",
+        ),
+    ]
+    for vpc, chosen, destinations, limits, attr in (
+        (data.requester, data.requester_route_tables, data.requester_destination_cidrs or data.accepter.cidrs,
+         data.requester_limits, "requester_route_tables"),
+        (data.accepter, data.accepter_route_tables, data.accepter_destination_cidrs or data.requester.cidrs,
+         data.accepter_limits, "accepter_route_tables"),
+    ):
+        for table in vpc.route_tables:
+            if chosen and table.route_table_id not in chosen:
+                continue
+            present = {r.destination for r in table.routes}
+            adding = len({d for d in destinations if d not in present})
+            results.append(
+                _quota_level(
+                    "quota_routes_per_table",
+                    len(table.routes) + adding,
+                    limits.routes_per_table,
+                    f"routes in {table.name or table.route_table_id} ({table.route_table_id}) of {vpc.label}",
+                    attr,
+                )
+            )
+    return results
+
+
+def _freshness_check(data: CheckInput) -> CheckResult | None:
+    if data.max_inventory_age_seconds is None:
+        return None
+    if data.inventory_age_seconds is None:
+        return _warn("inventory_stale", "these VPCs have never been read from AWS; sync their accounts first")
+    hours = data.inventory_age_seconds / 3600
+    if data.inventory_age_seconds > data.max_inventory_age_seconds:
+        return _warn(
+            "inventory_stale",
+            f"the checks used an inventory read from AWS {hours:.1f} h ago; sync the accounts "
+            f"({data.requester.account_id if data.requester else ''}, "
+            f"{data.accepter.account_id if data.accepter else ''}) for current routes and CIDRs",
+        )
+    return _pass("inventory_stale", f"inventory read from AWS {hours:.1f} h ago")
 
 
 def failures(results: list[CheckResult]) -> list[CheckResult]:

@@ -59,3 +59,9 @@ def addressing_class(cidr: str) -> str:
     if net.subnet_of(SHARED_ADDRESS_SPACE):
         return "shared"
     return "public"
+
+
+def address_range(cidr: str) -> tuple[int, int]:
+    """The first and last address of a block, as integers."""
+    net = parse(cidr)
+    return int(net.network_address), int(net.broadcast_address)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -29,12 +30,19 @@ class PeeringPlan:
     allow_dns_resolution: bool
     routes: tuple[RouteSpec, ...]
 
-    def operations(self) -> list[dict[str, str]]:
-        ops = [
+    def operations(self) -> list[dict[str, Any]]:
+        """The mutating AWS calls provisioning makes, in its order, with their parameters."""
+        ops: list[dict[str, Any]] = [
             {
                 "operation": "CreateVpcPeeringConnection",
                 "account_id": self.requester_account,
                 "region": self.requester_region,
+                "parameters": {
+                    "VpcId": self.requester_vpc_id,
+                    "PeerVpcId": self.accepter_vpc_id,
+                    "PeerOwnerId": self.accepter_account,
+                    "PeerRegion": self.accepter_region,
+                },
                 "detail": f"{self.requester_vpc_id} → {self.accepter_vpc_id} "
                 f"(owner {self.accepter_account}, {self.accepter_region})",
             },
@@ -42,6 +50,7 @@ class PeeringPlan:
                 "operation": "AcceptVpcPeeringConnection",
                 "account_id": self.accepter_account,
                 "region": self.accepter_region,
+                "parameters": {},
                 "detail": f"as account {self.accepter_account} in {self.accepter_region}",
             },
         ]
@@ -50,11 +59,13 @@ class PeeringPlan:
                 ("requester", self.requester_account, self.requester_region),
                 ("accepter", self.accepter_account, self.accepter_region),
             ):
+                option = f"{side.capitalize()}PeeringConnectionOptions"
                 ops.append(
                     {
                         "operation": "ModifyVpcPeeringConnectionOptions",
                         "account_id": account,
                         "region": region,
+                        "parameters": {option: {"AllowDnsResolutionFromRemoteVpc": True}},
                         "detail": f"{side} side: AllowDnsResolutionFromRemoteVpc=true",
                     }
                 )
@@ -64,6 +75,7 @@ class PeeringPlan:
                     "operation": "CreateRoute",
                     "account_id": route.account_id,
                     "region": route.region,
+                    "parameters": {"RouteTableId": route.route_table_id, "DestinationCidrBlock": route.destination},
                     "detail": f"{route.route_table_id}: {route.destination} → the peering",
                 }
             )
