@@ -254,16 +254,12 @@ def build_inventory(size: int, users: Users, rng: random.Random) -> Subjects:
         # Blocks dealt out in random order, so neighbouring addresses belong to unrelated VPCs.
         blocks = list(range(size * CIDRS_PER_VPC))
         rng.shuffle(blocks)
-        vpc_cidrs = [
-            [vpc_block(b) for b in blocks[v * CIDRS_PER_VPC : (v + 1) * CIDRS_PER_VPC]] for v in range(size)
-        ]
+        vpc_cidrs = [[vpc_block(b) for b in blocks[v * CIDRS_PER_VPC : (v + 1) * CIDRS_PER_VPC]] for v in range(size)]
         cidr_rows = []
         for vpc, own in zip(vpcs, vpc_cidrs, strict=True):
             for j, cidr in enumerate(own):
                 first, last = cidrs.address_range(cidr)
-                cidr_rows.append(
-                    VpcCidr(vpc=vpc, cidr=cidr, is_primary=j == 0, first_address=first, last_address=last)
-                )
+                cidr_rows.append(VpcCidr(vpc=vpc, cidr=cidr, is_primary=j == 0, first_address=first, last_address=last))
         VpcCidr.objects.bulk_create(cidr_rows, batch_size=BATCH_SIZE)
 
         # Each table: a "local" route per VPC block, then routes to 172.16.0.0/12 (outside every
@@ -349,12 +345,8 @@ def build_inventory(size: int, users: Users, rng: random.Random) -> Subjects:
             observed(n, index[r.requester_vpc_id], index[r.accepter_vpc_id], "active", str(r.pk))
             for n, r in enumerate(active[::2])
         ]
-        unmanaged = (
-            (a, b) for a, b in pairs if PeeringRequest.make_pair_key(vpc_id(a), vpc_id(b)) != measured_pair
-        )
-        seen += [
-            observed(len(seen) + n, *next(unmanaged), pick(rng, UNMANAGED_MIX)) for n in range(size // 10)
-        ]
+        unmanaged = ((a, b) for a, b in pairs if PeeringRequest.make_pair_key(vpc_id(a), vpc_id(b)) != measured_pair)
+        seen += [observed(len(seen) + n, *next(unmanaged), pick(rng, UNMANAGED_MIX)) for n in range(size // 10)]
         ObservedPeering.objects.bulk_create(seen, batch_size=BATCH_SIZE)
 
     if connection.vendor == "postgresql":

@@ -58,17 +58,18 @@ class PeeringRequestForm(forms.Form):
         self.fields["accepter_route_tables"].choices = _table_choices(peers)
 
     def draft(self) -> services.PeeringDraft:
+        """The request as the form holds it; fields that did not validate are left empty."""
         data = self.cleaned_data
         return services.PeeringDraft(
-            requester_vpc=data["requester_vpc"],
-            accepter_vpc=data["accepter_vpc"],
-            requester_route_tables=list(data["requester_route_tables"]),
-            accepter_route_tables=list(data["accepter_route_tables"]),
-            requester_destination_cidrs=_split(data["requester_destination_cidrs"]),
-            accepter_destination_cidrs=_split(data["accepter_destination_cidrs"]),
-            allow_dns_resolution=data["allow_dns_resolution"],
-            justification=data["justification"].strip(),
-            external_ref=data["external_ref"].strip(),
+            requester_vpc=data.get("requester_vpc", ""),
+            accepter_vpc=data.get("accepter_vpc", ""),
+            requester_route_tables=list(data.get("requester_route_tables", [])),
+            accepter_route_tables=list(data.get("accepter_route_tables", [])),
+            requester_destination_cidrs=_split(data.get("requester_destination_cidrs", "")),
+            accepter_destination_cidrs=_split(data.get("accepter_destination_cidrs", "")),
+            allow_dns_resolution=data.get("allow_dns_resolution", False),
+            justification=data.get("justification", "").strip(),
+            external_ref=data.get("external_ref", "").strip(),
         )
 
 

@@ -149,7 +149,7 @@ class ObservedPeering(models.Model):
     connection_id = models.CharField(max_length=32, unique=True)
     requester_vpc_id = models.CharField(max_length=32, db_index=True)
     accepter_vpc_id = models.CharField(max_length=32, db_index=True)
-    requester_account_id = models.CharField(max_length=12)
+    requester_account_id = models.CharField(max_length=12, db_index=True)
     accepter_account_id = models.CharField(max_length=12)
     status = models.CharField(max_length=32)
     portal_request_id = models.CharField(max_length=64, blank=True)
@@ -177,7 +177,9 @@ class PeeringRequest(models.Model):
     requester_vpc = models.ForeignKey(Vpc, on_delete=models.PROTECT, related_name="requests_as_requester")
     accepter_vpc = models.ForeignKey(Vpc, on_delete=models.PROTECT, related_name="requests_as_accepter")
     # "vpc-a|vpc-b" sorted, so the database itself refuses a second live peering for a pair.
-    pair_key = models.CharField(max_length=70, editable=False)
+    # Indexed as well as uniquely constrained: SQLite uses a partial index only when a query
+    # repeats its exact condition.
+    pair_key = models.CharField(max_length=70, editable=False, db_index=True)
     requester_route_tables = models.JSONField(default=list)
     accepter_route_tables = models.JSONField(default=list)
     requester_destination_cidrs = models.JSONField(default=list)

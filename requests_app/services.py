@@ -25,6 +25,7 @@ from requests_app.models import AwsAccount, Department, ObservedPeering, Peering
 logger = logging.getLogger(__name__)
 
 LIVE_AWS_STATES = ("initiating-request", "pending-acceptance", "provisioning", "active")
+MAX_VPC_BLOCK_SIZE = 2**16  # AWS allows VPC CIDR blocks from /16 to /28
 
 
 class PortalError(Exception):
@@ -194,7 +195,11 @@ def find_vpc_owning(cidr: str) -> rules.VpcFacts | None:
     first, last = cidr_math.address_range(cidr)
     block = (
         VpcCidr.objects.select_related("vpc__account")
-        .filter(first_address__lte=first, last_address__gte=last, vpc__present_in_aws=True)
+        .prefetch_related("vpc__cidr_blocks", "vpc__route_tables", "vpc__owners")
+        # A VPC block is at most a /16, so one that holds `cidr` starts at most 65,535
+        # addresses below it: that bounds the index range even when no VPC holds it.
+        .filter(first_address__lte=first, first_address__gte=first - MAX_VPC_BLOCK_SIZE + 1, last_address__gte=last)
+        .filter(vpc__present_in_aws=True)
         .order_by("-first_address")
         .first()
     )

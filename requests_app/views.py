@@ -91,6 +91,29 @@ def request_new(request: HttpRequest) -> HttpResponse:
     return render(request, "requests_app/request_new.html", {"form": form, "evaluation": evaluation})
 
 
+@login_required
+@require_POST
+def request_check(request: HttpRequest) -> HttpResponse:
+    """The form's live checks (htmx): checks, plan and whether it can be filed, as the user types."""
+    form = PeeringRequestForm(request.POST, user=request.user)
+    form.is_valid()  # cleaned_data then holds every field that did validate
+    draft = form.draft()
+    evaluation = None
+    blocked = ""
+    if draft.requester_vpc and draft.accepter_vpc:
+        evaluation = services.peering_request_evaluate(
+            draft=draft, department_ids=permissions.department_ids(request.user)
+        )
+        blocked = "; ".join(c["code"] for c in evaluation.checks if c["status"] == "fail")
+        if blocked:
+            blocked = f"these checks fail: {blocked}"
+    else:
+        blocked = "choose your VPC and the peer VPC"
+    if not blocked and not draft.justification:
+        blocked = "write a justification"
+    return render(request, "requests_app/_live_checks.html", {"evaluation": evaluation, "blocked": blocked})
+
+
 def _visible_or_404(request: HttpRequest, pk: Any) -> Any:
     try:
         return services.get_visible_request(request.user, pk)

@@ -38,8 +38,8 @@ def browser() -> Any:
         os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = saved
 
 
-def login(browser: Any, base: str, username: str) -> Any:
-    page = browser.new_context().new_page()
+def login(browser: Any, base: str, username: str, *, javascript: bool = True) -> Any:
+    page = browser.new_context(java_script_enabled=javascript).new_page()
     page.goto(f"{base}/accounts/login/")
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(DEMO_PASSWORD)
@@ -86,11 +86,12 @@ def test_file_approve_and_watch_a_peering_become_active_in_the_browser(
     assert "AcceptVpcPeeringConnection" in text and "111111111111" in text
 
 
-def test_an_overlapping_request_is_refused_in_the_browser_with_both_cidrs_named(
+def test_without_javascript_an_overlapping_request_is_refused_with_both_cidrs_named(
     browser: Any, live_server: Any, demo_world: dict[str, Any]
 ) -> None:
+    """The core flow works without JavaScript; the server refuses what live checks would flag."""
     vpcs = demo_world["vpcs"]
-    erin = login(browser, live_server.url, "erin")
+    erin = login(browser, live_server.url, "erin", javascript=False)
     erin.goto(f"{live_server.url}/requests/new/")
     erin.get_by_label("Your VPC (requester)").select_option(vpcs["eng-sandbox"].vpc_id)
     erin.get_by_label("Peer VPC (accepter)").select_option(vpcs["services-use1"].vpc_id)
@@ -116,3 +117,27 @@ def test_an_outsider_gets_404_for_another_departments_request_page(
     harry = login(browser, live_server.url, "harry")
     response = harry.goto(f"{live_server.url}/requests/{filed['id']}/")
     assert response.status == 404
+
+
+def test_the_form_checks_live_and_explains_why_it_cannot_be_filed(
+    browser: Any, live_server: Any, demo_world: dict[str, Any]
+) -> None:
+    vpcs = demo_world["vpcs"]
+    erin = login(browser, live_server.url, "erin")
+    erin.goto(f"{live_server.url}/requests/new/")
+    erin.get_by_label("Your VPC (requester)").select_option(vpcs["eng-sandbox"].vpc_id)
+    erin.get_by_label("Peer VPC (accepter)").select_option(vpcs["services-use1"].vpc_id)
+    # No page load: htmx swaps in the checks and disables the submit button with the reason.
+    live = erin.locator("#live-checks")
+    live.get_by_text("will be refused").wait_for()
+    assert "10.0.128.0/20" in live.inner_text()
+    assert erin.get_by_role("button", name="File request").is_disabled()
+    assert "cidr_overlap" in erin.locator("#submit-why").inner_text()
+
+    erin.get_by_label("Your VPC (requester)").select_option(vpcs["eng-build"].vpc_id)
+    live.get_by_text("all can work").wait_for()
+    assert "write a justification" in erin.locator("#submit-why").inner_text()
+    erin.get_by_label("Justification").fill("build agents need AD")
+    erin.locator("#submit-why").wait_for(state="detached")
+    assert erin.get_by_role("button", name="File request").is_enabled()
+    assert "CreateVpcPeeringConnection" in live.inner_text()

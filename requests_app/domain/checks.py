@@ -321,16 +321,18 @@ def _route_conflict_checks(data: CheckInput) -> list[CheckResult]:
         (data.requester, data.requester_route_tables, data.requester_destination_cidrs or data.accepter.cidrs),
         (data.accepter, data.accepter_route_tables, data.accepter_destination_cidrs or data.requester.cidrs),
     ):
-        valid_destinations = [d for d in destinations if cidrs.is_valid(d)]
+        # Parsed once here, not per route and destination: this loop is the check's hot path.
+        parsed = [(d, cidrs.parse(d)) for d in destinations if cidrs.is_valid(d)]
         tables = [rt for rt in vpc.route_tables if not chosen or rt.route_table_id in chosen]
         for table in tables:
             for route in table.routes:
                 if route.target == "local" or not cidrs.is_valid(route.destination):
                     continue
-                for destination in valid_destinations:
+                existing = cidrs.parse(route.destination)
+                for destination, network in parsed:
                     # Longest prefix wins: a broader route (0.0.0.0/0 → igw, 10.0.0.0/8 → tgw)
                     # leaves ours in charge; an equal or narrower one takes traffic from the peer.
-                    if cidrs.parse(route.destination).subnet_of(cidrs.parse(destination)):
+                    if existing.subnet_of(network):
                         results.append(
                             _fail(
                                 "route_conflict",
