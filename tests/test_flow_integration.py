@@ -256,3 +256,33 @@ def test_the_plan_is_exactly_what_the_worker_asks_aws_to_do(worker: Any, demo_wo
         for name, value in step["parameters"].items():
             assert call["params"][name] == value, (step, call)
     assert [c["operation"] for c in performed].count("CreateRoute") == 1 + 2  # hr's table; the hub's two
+
+
+def test_checks_failing_just_before_provisioning_fail_the_request_and_send_nothing(
+    demo_world: dict[str, Any], api: Any
+) -> None:
+    """Between approval and the worker's first step, someone peers the pair by hand in AWS."""
+    from requests_app import inventory, services
+    from requests_app.models import AwsAccount
+
+    vpcs = demo_world["vpcs"]
+    finance, services_vpc = vpcs["finance-app"], vpcs["services-use1"]
+    filed = services.peering_request_submit(
+        actor=demo_world["users"]["fiona"],
+        draft=services.PeeringDraft(requester_vpc=finance.vpc_id, accepter_vpc=services_vpc.vpc_id, justification="x"),
+    )
+    # Approved as the service leaves it, without sending the task (this test is the worker).
+    PeeringRequest.objects.filter(pk=filed.pk).update(status="approved")
+    by_hand = ec2_as("222222222222", "us-east-1").create_vpc_peering_connection(
+        VpcId=finance.vpc_id, PeerVpcId=services_vpc.vpc_id, PeerOwnerId="111111111111", PeerRegion="us-east-1"
+    )["VpcPeeringConnection"]["VpcPeeringConnectionId"]
+    inventory.sync_account(AwsAccount.objects.get(account_id="222222222222"))
+    before = sandbox_snapshot()
+
+    provisioning.run(str(filed.pk), "provision")
+
+    refused = PeeringRequest.objects.get(pk=filed.pk)
+    assert refused.status == "failed"
+    assert "nothing was sent to AWS" in refused.failure_reason and by_hand in refused.failure_reason
+    assert sandbox_snapshot() == before
+    assert not refused.events.filter(action="aws.call").exists()
