@@ -205,6 +205,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "requests_app.tasks.sweep_stuck_work",
         "schedule": float(RECONCILE_INTERVAL_SECONDS),
     },
+    "reconcile-active-requests": {
+        "task": "requests_app.tasks.reconcile_active_requests",
+        "schedule": float(RECONCILE_INTERVAL_SECONDS),
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
@@ -220,6 +224,11 @@ PEERING_VISIBILITY_TIMEOUT_SECONDS = env_int("PEERING_VISIBILITY_TIMEOUT_SECONDS
 # re-enqueued by the sweeper (a lost message or a dead worker delays work, never drops it).
 WORK_LEASE_SECONDS = env_int("WORK_LEASE_SECONDS", 600, minimum=10)
 PROVISIONING_MAX_RETRIES = env_int("PROVISIONING_MAX_RETRIES", 6, minimum=0)
+# A request whose task was delivered this many times without finishing (a task that kills its
+# worker every time) ends `failed` for an operator instead of looping.
+MAX_TASK_DELIVERIES = env_int("MAX_TASK_DELIVERIES", 12, minimum=2)
+# Like AWS's own expiry of a pending-acceptance connection.
+PENDING_APPROVAL_TTL_SECONDS = env_int("PENDING_APPROVAL_TTL_SECONDS", 7 * 24 * 3600, minimum=60)
 WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", False)
 # Checks warn when the inventory they used is older than this.
 INVENTORY_MAX_AGE_SECONDS = env_int("INVENTORY_MAX_AGE_SECONDS", 24 * 3600, minimum=60)

@@ -205,6 +205,8 @@ class PeeringRequest(models.Model):
     # sweeper) may take over only after the lease runs out.
     lease_owner = models.CharField(max_length=150, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # Task deliveries since the work last finished; see MAX_TASK_DELIVERIES.
+    deliveries = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
 

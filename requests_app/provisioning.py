@@ -19,7 +19,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from requests_app import audit, services
@@ -158,6 +158,7 @@ class Saga:
                 self.transition(
                     Status.FAILED, "provisioning.refused", message=reason, failure_reason=reason,
                     failed_operation="provision", checks=evaluation.checks, lease_owner="", lease_expires_at=None,
+                    deliveries=0,
                 )
                 return
             self.transition(Status.PROVISIONING, "provisioning.started", checks=evaluation.checks)
@@ -173,7 +174,7 @@ class Saga:
         except (SagaFailure, PermanentAwsError) as exc:
             self.fail("provision", exc)
             return
-        self.transition(Status.ACTIVE, "provisioning.completed", lease_owner="", lease_expires_at=None)
+        self.transition(Status.ACTIVE, "provisioning.completed", lease_owner="", lease_expires_at=None, deliveries=0)
 
     def _our_connections(self) -> list[PeeringInfo]:
         """Live connections for this pair, found by listing and filtering here (the sandbox ignores filters)."""
@@ -396,6 +397,7 @@ class Saga:
             failed_operation=operation,
             lease_owner="",
             lease_expires_at=None,
+            deliveries=0,
             **forget,
         )
 
@@ -461,7 +463,9 @@ class Saga:
         except (SagaFailure, PermanentAwsError) as exc:
             self.fail("decommission", exc)
             return
-        self.transition(Status.DECOMMISSIONED, "decommissioning.completed", lease_owner="", lease_expires_at=None)
+        self.transition(
+            Status.DECOMMISSIONED, "decommissioning.completed", lease_owner="", lease_expires_at=None, deliveries=0
+        )
 
     def repair(self) -> None:
         if self.request.status != Status.ACTIVE or not self.request.aws_peering_connection_id:
@@ -481,8 +485,10 @@ class Saga:
         except (SagaFailure, PermanentAwsError) as exc:
             audit.record(action="repair.failed", actor_label=self.label, request=self.request, message=str(exc))
             return
-        PeeringRequest.objects.filter(pk=self.request.pk).update(drift=None, updated_at=timezone.now())
         audit.record(action="repair.completed", actor_label=self.label, request=self.request)
+        from requests_app import reconciler
+
+        reconciler.reconcile(self.request.pk, self.gateway)  # what drift is left, if any
 
 
 def run(request_id: str, operation: str) -> None:
@@ -496,6 +502,20 @@ def run(request_id: str, operation: str) -> None:
         logger.info("request %s is leased by %s; leaving it", request_id, saga.request.lease_owner)
         return
     try:
+        # Counted before any work, in its own commit, so a task that kills its worker every
+        # time is still counted, and ends `failed` for an operator instead of looping.
+        PeeringRequest.objects.filter(pk=saga.request.pk).update(deliveries=F("deliveries") + 1)
+        deliveries = PeeringRequest.objects.values_list("deliveries", flat=True).get(pk=saga.request.pk)
+        if deliveries > settings.MAX_TASK_DELIVERIES and operation != "repair":
+            saga.fail(
+                "decommission" if operation == "decommission" else "provision",
+                SagaFailure(
+                    "too_many_deliveries",
+                    f"the {operation} task was delivered {deliveries} times without finishing (a worker died "
+                    "during it each time); an operator should look at the worker logs before retrying",
+                ),
+            )
+            return
         getattr(saga, operation)()
     finally:
         saga.release()

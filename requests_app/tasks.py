@@ -65,3 +65,24 @@ def sweep_stuck_work() -> dict[str, int]:
     if sent:
         logger.info("sweeper re-enqueued %d stuck request(s)", sent)
     return {"re_enqueued": sent}
+
+
+@shared_task
+def reconcile_active_requests() -> dict[str, int]:
+    """Fan out one reconcile task per active peering, and expire stale approvals."""
+    from requests_app import reconciler
+
+    ids = list(PeeringRequest.objects.filter(status=Status.ACTIVE).values_list("pk", flat=True))
+    for pk in ids:
+        reconcile_peering_request.delay(str(pk))
+    return {"reconciling": len(ids), "expired": reconciler.expire_pending(settings.PENDING_APPROVAL_TTL_SECONDS)}
+
+
+@shared_task(bind=True, acks_late=True, max_retries=3)
+def reconcile_peering_request(self, request_id: str) -> None:  # type: ignore[no-untyped-def]
+    from requests_app import reconciler
+
+    try:
+        reconciler.reconcile(request_id)
+    except TransientAwsError as exc:
+        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from None

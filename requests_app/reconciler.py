@@ -1,0 +1,121 @@
+"""Compare AWS with what the portal made, for active peerings, and record any drift.
+
+The reconciler only looks and records: it never recreates a deleted connection and never
+changes a route. An owner of the accepter VPC decides, with the repair action, to recreate
+missing routes.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from requests_app import audit, services
+from requests_app.aws.gateway import AwsGateway, get_gateway
+from requests_app.domain.status import Status
+from requests_app.inventory import account_ref
+from requests_app.models import PeeringRequest
+
+logger = logging.getLogger(__name__)
+LABEL = "reconciler"
+
+
+def findings_for(request: PeeringRequest, gateway: AwsGateway) -> list[dict[str, str]]:
+    """What differs in AWS from what the portal made for `request`."""
+    requester = (account_ref(request.requester_vpc.account), request.requester_vpc.region)
+    accepter = (account_ref(request.accepter_vpc.account), request.accepter_vpc.region)
+    connection_id = request.aws_peering_connection_id
+    info = gateway.describe_peering(*requester, connection_id)
+    if info is None or info.is_gone:
+        state = info.status if info else "missing"
+        return [{
+            "kind": "connection_gone",
+            "detail": f"peering connection {connection_id} is {state} in AWS; the portal will not recreate it",
+        }]
+    findings = []
+    if request.allow_dns_resolution:
+        for side, enabled in (("requester", info.requester_dns_resolution), ("accepter", info.accepter_dns_resolution)):
+            if not enabled:
+                findings.append({
+                    "kind": "dns_option_changed",
+                    "detail": f"DNS resolution from the remote VPC was turned off on the {side} side",
+                })
+    sides = {"requester": requester, "accepter": accepter}
+    routes = services.plan_for(request).routes
+    for side in ("requester", "accepter"):
+        wanted = [r for r in routes if r.side == side]
+        if not wanted:
+            continue
+        ids = sorted({r.route_table_id for r in wanted})
+        tables = {t.route_table_id: t for t in gateway.describe_route_tables(*sides[side], ids)}
+        for spec in wanted:
+            table = tables.get(spec.route_table_id)
+            if table is None:
+                findings.append({"kind": "route_table_gone", "detail": f"route table {spec.route_table_id} no longer exists"})
+                continue
+            route = table.route_to(spec.destination)
+            if route is None:
+                findings.append({
+                    "kind": "route_missing",
+                    "detail": f"{spec.route_table_id} has no route to {spec.destination}",
+                    "route_table_id": spec.route_table_id,
+                    "destination": spec.destination,
+                })
+            elif route.target != connection_id:
+                findings.append({
+                    "kind": "route_elsewhere",
+                    "detail": f"{spec.route_table_id} routes {spec.destination} to {route.target}, not {connection_id}",
+                    "route_table_id": spec.route_table_id,
+                    "destination": spec.destination,
+                })
+    return findings
+
+
+def reconcile(request_id: Any, gateway: AwsGateway | None = None) -> dict[str, Any] | None:
+    """Record the drift of one active request (or clear it); returns the drift now recorded."""
+    gateway = gateway or get_gateway()
+    request = PeeringRequest.objects.select_related(
+        "requester_vpc__account", "accepter_vpc__account"
+    ).filter(pk=request_id, status=Status.ACTIVE).first()
+    if request is None or not request.aws_peering_connection_id:
+        return None
+    findings = findings_for(request, gateway)
+    previous = (request.drift or {}).get("findings")
+    if findings == (previous or []):
+        return request.drift
+    drift = {"found_at": timezone.now().isoformat(), "findings": findings} if findings else None
+    with transaction.atomic():
+        updated = PeeringRequest.objects.filter(pk=request.pk, status=Status.ACTIVE).update(drift=drift)
+        if updated:
+            audit.record(
+                action="drift.found" if findings else "drift.cleared",
+                actor_label=LABEL,
+                request=request,
+                message="; ".join(f["detail"] for f in findings) or "AWS matches the portal again",
+                data={"findings": findings},
+            )
+    if findings:
+        logger.warning("drift on %s: %s", request.pk, findings)
+    return drift
+
+
+def expire_pending(max_age_seconds: int) -> int:
+    """Requests left pending approval longer than AWS keeps a request pending become `expired`."""
+    cutoff = timezone.now() - timedelta(seconds=max_age_seconds)
+    expired = 0
+    for request in PeeringRequest.objects.filter(status=Status.PENDING_APPROVAL, created_at__lt=cutoff).select_related(
+        "requester_vpc", "accepter_vpc"
+    ):
+        try:
+            services.request_transition(
+                request, Status.EXPIRED, actor_label=LABEL, action="request.expired",
+                message=f"no decision within {max_age_seconds // 86400} days",
+            )
+        except services.PortalError:
+            continue  # decided in the meantime
+        expired += 1
+    return expired
