@@ -109,6 +109,13 @@ class Saga:
 
     # --- audited AWS calls ------------------------------------------------------------------
     def aws(self, operation: str, account: AccountRef, region: str, call: Callable[[], T], **data: Any) -> T:
+        if not operation.startswith("Describe"):
+            # Written before a change is asked for, so even a worker that dies while AWS acts
+            # leaves the attempt in the audit trail.
+            audit.record(
+                action="aws.call", actor_label=self.label, request=self.request, operation=operation,
+                account_id=account.account_id, region=region, result="started", data=data,
+            )
         try:
             result = call()
         except AwsError as exc:
@@ -276,15 +283,25 @@ class Saga:
         if connection.status == "active":
             return connection
         if connection.status == "pending-acceptance":
-            return self.aws(
-                "AcceptVpcPeeringConnection",
-                self.sides.accepter,
-                self.sides.accepter_region,
-                lambda: self.gateway.accept_peering(
-                    self.sides.accepter, self.sides.accepter_region, connection.connection_id
-                ),
-                connection_id=connection.connection_id,
-            )
+            try:
+                return self.aws(
+                    "AcceptVpcPeeringConnection",
+                    self.sides.accepter,
+                    self.sides.accepter_region,
+                    lambda: self.gateway.accept_peering(
+                        self.sides.accepter, self.sides.accepter_region, connection.connection_id
+                    ),
+                    connection_id=connection.connection_id,
+                )
+            except PermanentAwsError as exc:
+                if exc.code != "InvalidStateTransition":
+                    raise
+                # It changed state since we looked (failed, rejected, expired): say which.
+                connection = self.wait_visible(connection.connection_id)
+                if connection.status == "active":
+                    return connection
+                if connection.status == "pending-acceptance":
+                    raise
         if connection.status == "provisioning":
             raise TransientAwsError("Provisioning", f"{connection.connection_id} is still provisioning", "AcceptVpcPeeringConnection")
         raise SagaFailure(
@@ -376,14 +393,12 @@ class Saga:
         forget: dict[str, Any] = {}
         if operation == "provision":
             try:
-                self.teardown()
+                cleanup_note = " " + self.teardown()
             except AwsError as cleanup_exc:
                 cleanup_note = (
                     f" Clean-up did not finish ({cleanup_exc}); retry, or decommission once the cause is fixed."
                 )
             else:
-                if self.request.aws_peering_connection_id:
-                    cleanup_note = f" The portal removed its routes and deleted {self.request.aws_peering_connection_id}."
                 # Nothing of ours is left in AWS, so a retry starts with a new connection.
                 forget = {"aws_peering_connection_id": ""}
         self.request = self._load()
@@ -401,14 +416,18 @@ class Saga:
             **forget,
         )
 
-    def teardown(self) -> None:
-        """Remove the routes that target our connection, then the connection. NotFound counts as done."""
+    def teardown(self) -> str:
+        """Remove the routes that target our connection, then the connection. NotFound counts as done.
+
+        Returns what it did, in words for the request's history.
+        """
         connection_id = self.request.aws_peering_connection_id
         if not connection_id:
             ours = [p for p in self._our_connections() if p.tag(settings.PEERING_TAG_KEY) == str(self.request.pk)]
             if not ours:
-                return
+                return "The portal had made nothing in AWS."
             connection_id = ours[0].connection_id
+        removed = 0
         try:
             tables = self._tables_by_side()
         except SagaFailure:
@@ -433,6 +452,7 @@ class Saga:
             except PermanentAwsError as exc:
                 if not exc.is_not_found:
                     raise
+            removed += 1
         info = self.aws(
             "DescribeVpcPeeringConnections",
             self.sides.requester,
@@ -440,8 +460,10 @@ class Saga:
             lambda: self.gateway.describe_peering(self.sides.requester, self.sides.requester_region, connection_id),
             connection_id=connection_id,
         )
+        routes = f"The portal removed its {removed} route(s)" if removed else "The portal had added no routes"
         if info is None or info.status in {"deleted", "deleting", "failed", "rejected", "expired"}:
-            return  # AWS removes failed, rejected and expired connections itself
+            # AWS removes failed, rejected and expired connections itself.
+            return f"{routes}; {connection_id} is {info.status if info else 'gone'} in AWS, so there is nothing to delete."
         try:
             self.aws(
                 "DeleteVpcPeeringConnection",
@@ -453,6 +475,7 @@ class Saga:
         except PermanentAwsError as exc:
             if not exc.is_not_found:
                 raise
+        return f"{routes} and deleted {connection_id}."
 
     def decommission(self) -> None:
         if self.request.status != Status.DECOMMISSIONING:

@@ -155,10 +155,13 @@ def _existing_peerings(
 
 def _limits(account: AwsAccount) -> rules.Limits:
     defaults = rules.Limits()
+    def pick(override: int | None, default: int) -> int:
+        return default if override is None else override  # 0 is a real limit: none allowed
+
     return rules.Limits(
-        peerings_per_vpc=account.max_peerings_per_vpc or defaults.peerings_per_vpc,
-        outstanding_per_account=account.max_outstanding_requests or defaults.outstanding_per_account,
-        routes_per_table=account.max_routes_per_table or defaults.routes_per_table,
+        peerings_per_vpc=pick(account.max_peerings_per_vpc, defaults.peerings_per_vpc),
+        outstanding_per_account=pick(account.max_outstanding_requests, defaults.outstanding_per_account),
+        routes_per_table=pick(account.max_routes_per_table, defaults.routes_per_table),
     )
 
 

@@ -100,7 +100,12 @@ def request_check(request: HttpRequest) -> HttpResponse:
     draft = form.draft()
     evaluation = None
     blocked = ""
-    if draft.requester_vpc and draft.accepter_vpc:
+    # A field that did not validate is missing from the draft, and an empty route-table or
+    # destination list means "all": checking without it would check a different request.
+    invalid = {name: errors for name, errors in form.errors.items() if name != "justification"}
+    if invalid:
+        blocked = "; ".join(f"{form.fields[name].label}: {' '.join(errors)}" for name, errors in invalid.items())
+    elif draft.requester_vpc and draft.accepter_vpc:
         evaluation = services.peering_request_evaluate(
             draft=draft, department_ids=permissions.department_ids(request.user)
         )

@@ -92,26 +92,44 @@ def _test_database_url() -> str:
 
 
 class WorkerProcess:
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.env = env
+    """A `celery worker` process (or the fault-injecting one) sharing this test run's database and broker."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, *, faults: dict[str, Any] | None = None,
+                 queue: str = "celery", name: str = "test") -> None:
+        self.env = dict(env)
         self.log_path = log_path
+        self.faults = faults
+        self.queue = queue
+        self.name = name
         self.proc: subprocess.Popen[bytes] | None = None
 
+    def command(self) -> list[str]:
+        args = ["-P", "solo", "--purge", "--without-gossip", "--without-mingle", "--without-heartbeat",
+                "-l", "INFO", "-Q", self.queue, "-n", f"{self.name}-{os.getpid()}@%h"]
+        if self.faults is None:
+            return [sys.executable, "-m", "celery", "-A", "peering_portal", "worker", *args]
+        return [sys.executable, "-m", "tests.faulty_worker", *args]
+
     def start(self, timeout: float = 60) -> None:
+        import json
+
+        if self.faults is not None:
+            self.env["FAULTS"] = json.dumps(self.faults)
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "peering_portal", "worker", "-P", "solo", "--purge",
-             "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "INFO", "-n", f"test-{os.getpid()}@%h"],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-        )
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        self.proc = subprocess.Popen(self.command(), cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"worker exited early:\n{self.log_path.read_text()[-3000:]}")
-            if "ready." in self.log_path.read_text():
+            if "ready." in self.log_path.read_text()[offset:]:
                 return
             time.sleep(0.2)
         raise RuntimeError(f"worker did not start:\n{self.log_path.read_text()[-3000:]}")
+
+    def wait_exit(self, timeout: float = 60) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout)
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -124,13 +142,13 @@ class WorkerProcess:
 
 
 @pytest.fixture(scope="session")
-def worker(django_db_setup: Any, django_db_blocker: Any, moto_server: str, tmp_path_factory: Any) -> Iterator[WorkerProcess]:
-    """A real `celery worker` process sharing the test database and broker with this process."""
+def worker_env(django_db_setup: Any, django_db_blocker: Any, moto_server: str, tmp_path_factory: Any) -> dict[str, str]:
+    """The environment a worker process needs to share the test database, broker and sandbox."""
     from django.conf import settings
 
     with django_db_blocker.unblock():
         db_url = _test_database_url()
-    env = {
+    return {
         **os.environ,
         "DATABASE_URL": db_url,
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
@@ -140,8 +158,13 @@ def worker(django_db_setup: Any, django_db_blocker: Any, moto_server: str, tmp_p
         "AWS_CALL_LOG": str(tmp_path_factory.mktemp("aws") / "calls.jsonl"),
         "PYTHONUNBUFFERED": "1",
     }
+
+
+@pytest.fixture(scope="session")
+def worker(worker_env: dict[str, str], tmp_path_factory: Any) -> Iterator[WorkerProcess]:
+    """A real `celery worker` process on the default queue."""
     log_path = tmp_path_factory.mktemp("worker") / "worker.log"
-    proc = WorkerProcess(env, log_path)
+    proc = WorkerProcess(worker_env, log_path)
     proc.start()
     yield proc
     proc.stop()

@@ -82,7 +82,7 @@ def test_cross_account_peering_becomes_active_with_routes_on_both_sides_and_deco
     assert actions[0] == "request.submitted" and "request.approved" in actions and actions[-1] == "provisioning.completed"
     calls = [e for e in events if e["action"] == "aws.call"]
     assert {"CreateVpcPeeringConnection", "AcceptVpcPeeringConnection", "CreateRoute"} <= {e["operation"] for e in calls}
-    accept = next(e for e in calls if e["operation"] == "AcceptVpcPeeringConnection")
+    accept = next(e for e in calls if e["operation"] == "AcceptVpcPeeringConnection" and e["result"] != "started")
     assert (accept["account_id"], accept["region"], accept["result"]) == ("111111111111", "us-east-1", "ok")
     # One route on finance's table, two (primary and secondary block) on each of the hub's two tables.
     assert sum(1 for e in calls if e["operation"] == "CreateRoute" and e["result"] == "ok") == 1 + 2 * 2
@@ -122,9 +122,9 @@ def test_cross_account_cross_region_peering_is_accepted_in_the_accepters_region(
         assert _routes("333333333333", "eu-west-1", table)["10.0.0.0/16"] == done.aws_peering_connection_id
     for table in _tables(services):
         assert _routes("111111111111", "us-east-1", table)["10.2.0.0/16"] == done.aws_peering_connection_id
-    accept = done.events.get(action="aws.call", operation="AcceptVpcPeeringConnection")
+    accept = done.events.get(action="aws.call", operation="AcceptVpcPeeringConnection", result="ok")
     assert (accept.account_id, accept.region) == ("111111111111", "us-east-1")
-    create = done.events.get(action="aws.call", operation="CreateVpcPeeringConnection")
+    create = done.events.get(action="aws.call", operation="CreateVpcPeeringConnection", result="ok")
     assert (create.account_id, create.region) == ("333333333333", "eu-west-1")
 
 
@@ -201,7 +201,8 @@ def test_route_conflict_found_in_aws_undoes_everything_and_fails_with_a_reason(
     # Nothing half-made: the connection is deleted, no route anywhere targets it, theirs is intact.
     pcx_id = failed.events.get(action="provisioning.connection_recorded").data["connection_id"]
     assert failed.aws_peering_connection_id == ""  # forgotten once deleted, so a retry starts afresh
-    assert pcx_id in failed.failure_reason
+    # Made before the conflict: finance's route, and both blocks in the hub's main table.
+    assert f"removed its 3 route(s) and deleted {pcx_id}" in failed.failure_reason
     assert _connection("222222222222", "us-east-1", pcx_id)["Status"]["Code"] == "deleted"
     for account, region, table in [("222222222222", "us-east-1", t) for t in _tables(finance)] + [
         ("111111111111", "us-east-1", t) for t in _tables(services)

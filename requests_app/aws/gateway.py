@@ -11,6 +11,7 @@ import functools
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -214,6 +215,8 @@ class AwsGateway:
         # A JSON Lines file that gets one line per EC2 call (operation, account, region,
         # parameters): an operator's trace of exactly what the portal asked AWS to do.
         self.call_log = call_log
+        # botocore event handlers put on every EC2 client: (event, handler, first?).
+        self._hooks: list[tuple[str, Callable[..., Any], bool]] = []
         self._clients: dict[tuple[str, str, str], tuple[float, Any]] = {}
         self.calls = 0  # AWS calls made, for tests and benchmarks
 
@@ -249,8 +252,17 @@ class AwsGateway:
                 client.meta.events.register(
                     "before-parameter-build.ec2", functools.partial(self._trace, account.account_id, region)
                 )
+            for event, handler, first in self._hooks:
+                (client.meta.events.register_first if first else client.meta.events.register)(event, handler)
             self._clients[key] = (expires, client)
             return client
+
+    def add_hook(self, event: str, handler: Callable[..., Any], *, first: bool = False) -> None:
+        """Put a botocore event handler on every EC2 client, now and later (tracing, fault injection)."""
+        with self._lock:
+            self._hooks.append((event, handler, first))
+            for _, client in self._clients.values():
+                (client.meta.events.register_first if first else client.meta.events.register)(event, handler)
 
     def _trace(self, account_id: str, region: str, params: dict[str, Any], model: Any, **_: Any) -> None:
         line = json.dumps(

@@ -427,11 +427,12 @@ def _freshness_check(data: CheckInput) -> CheckResult | None:
         return _warn("inventory_stale", "these VPCs have never been read from AWS; sync their accounts first")
     hours = data.inventory_age_seconds / 3600
     if data.inventory_age_seconds > data.max_inventory_age_seconds:
+        accounts = ", ".join(dict.fromkeys(v.account_id for v in (data.requester, data.accepter) if v))
         return _warn(
             "inventory_stale",
-            f"the checks used an inventory read from AWS {hours:.1f} h ago; sync the accounts "
-            f"({data.requester.account_id if data.requester else ''}, "
-            f"{data.accepter.account_id if data.accepter else ''}) for current routes and CIDRs",
+            f"the checks used an inventory read from AWS {hours:.1f} h ago; sync "
+            f"{'accounts' if ', ' in accounts else 'account'} {accounts} "
+            "for current routes and CIDRs",
         )
     return _pass("inventory_stale", f"inventory read from AWS {hours:.1f} h ago")
 

@@ -1,0 +1,154 @@
+"""Fault injection with real processes: a worker killed mid-saga, throttling, a connection that
+AWS fails. Faults come from a real worker with botocore hooks (tests/faulty_worker.py), SIGKILL,
+and states forced in the sandbox server running in this process."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from requests_app import tasks
+from requests_app.models import PeeringRequest
+from tests.conftest import WorkerProcess, ec2_as, wait_for_status
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+LEASE = 10  # seconds; short so the sweeper may take over a dead worker's request quickly
+
+
+@pytest.fixture
+def no_normal_worker(worker: WorkerProcess) -> Iterator[WorkerProcess]:
+    """Stop the session's worker so the faulty one gets the task; start it again afterwards."""
+    worker.stop()
+    yield worker
+    if worker.proc is None or worker.proc.poll() is not None:
+        worker.start()
+
+
+def _faulty(worker_env: dict[str, str], tmp_path: Path, faults: dict[str, Any]) -> WorkerProcess:
+    env = {**worker_env, "WORK_LEASE_SECONDS": str(LEASE), "PROVISIONING_MAX_RETRIES": "10"}
+    return WorkerProcess(env, tmp_path / "faulty.log", faults=faults, name="faulty")
+
+
+def _file_and_approve(api: Any, demo_world: dict[str, Any], requester: str = "finance-app",
+                      user: str = "fiona") -> str:
+    vpcs = demo_world["vpcs"]
+    filed = api(user).post(
+        "/api/v1/peering-requests/",
+        {"requester_vpc": vpcs[requester].vpc_id, "accepter_vpc": vpcs["services-use1"].vpc_id, "justification": "faults"},
+        format="json",
+    ).json()
+    assert api("nina").post(f"/api/v1/peering-requests/{filed['id']}/approve/", {}, format="json").status_code == 200
+    return filed["id"]
+
+
+def _pair_connections(requester_vpc: str, accepter_vpc: str) -> list[dict[str, Any]]:
+    return [
+        p for p in ec2_as("111111111111", "us-east-1").describe_vpc_peering_connections()["VpcPeeringConnections"]
+        if {p["RequesterVpcInfo"]["VpcId"], p["AccepterVpcInfo"]["VpcId"]} == {requester_vpc, accepter_vpc}
+        and p["Status"]["Code"] not in ("deleted", "failed", "rejected")
+    ]
+
+
+def _routes_to(pcx_id: str) -> list[tuple[str, str]]:
+    found = []
+    for account, region in (("222222222222", "us-east-1"), ("111111111111", "us-east-1")):
+        for table in ec2_as(account, region).describe_route_tables()["RouteTables"]:
+            found += [(table["RouteTableId"], r["DestinationCidrBlock"]) for r in table["Routes"]
+                      if r.get("VpcPeeringConnectionId") == pcx_id]
+    return found
+
+
+@pytest.mark.parametrize("kill_after", ["CreateVpcPeeringConnection", "AcceptVpcPeeringConnection", "CreateRoute"])
+def test_worker_killed_mid_saga_is_recovered_by_the_sweeper_without_duplicates(
+    kill_after: str, no_normal_worker: WorkerProcess, worker_env: dict[str, str], demo_world: dict[str, Any],
+    api: Any, settings: Any, tmp_path: Path,
+) -> None:
+    settings.WORK_LEASE_SECONDS = LEASE
+    faulty = _faulty(worker_env, tmp_path, {"kill_after": kill_after, "kill_count_file": str(tmp_path / "kills")})
+    faulty.start()
+    request_id = _file_and_approve(api, demo_world)
+
+    assert faulty.wait_exit(60) == -9  # SIGKILL, right after the call returned
+    stuck = PeeringRequest.objects.get(pk=request_id)
+    assert stuck.status == "provisioning" and stuck.lease_owner.startswith("worker:")
+    killed_at = time.monotonic()
+
+    # The message died with the worker. A healthy worker comes back; once the dead worker's
+    # lease has run out, the sweeper (beat) re-enqueues the request.
+    no_normal_worker.start()
+    time.sleep(max(0.0, LEASE + 1 - (time.monotonic() - killed_at)))
+    assert tasks.sweep_stuck_work()["re_enqueued"] == 1
+    done = wait_for_status(request_id, {"active", "failed"})
+    assert done.status == "active", done.failure_reason
+
+    vpcs = demo_world["vpcs"]
+    connections = _pair_connections(vpcs["finance-app"].vpc_id, vpcs["services-use1"].vpc_id)
+    assert [c["VpcPeeringConnectionId"] for c in connections] == [done.aws_peering_connection_id]
+    routes = _routes_to(done.aws_peering_connection_id)
+    assert len(routes) == len(set(routes)) == 1 + 2 * 2  # finance's table; two blocks in each hub table
+    # One create was ever asked for; the audit shows it even when the worker died inside it.
+    assert done.events.filter(operation="CreateVpcPeeringConnection", result="started").count() == 1
+    if kill_after == "CreateVpcPeeringConnection":
+        adopted = done.events.get(action="provisioning.connection_recorded")
+        assert adopted.data == {"connection_id": done.aws_peering_connection_id, "adopted": True}
+
+
+def test_a_connection_aws_fails_after_create_is_undone_and_a_retry_works(
+    no_normal_worker: WorkerProcess, worker_env: dict[str, str], demo_world: dict[str, Any], api: Any,
+    tmp_path: Path, moto_server: str,
+) -> None:
+    from moto.ec2.models import ec2_backends
+
+    faulty = _faulty(worker_env, tmp_path, {"pause_after": {"CreateVpcPeeringConnection": 3}})
+    faulty.start()
+    try:
+        request_id = _file_and_approve(api, demo_world)
+        deadline = time.monotonic() + 30
+        while not (pcx_id := PeeringRequest.objects.get(pk=request_id).aws_peering_connection_id):
+            assert time.monotonic() < deadline, "the connection id was never stored"
+            time.sleep(0.1)
+        # What AWS does to an overlapping request, which the sandbox never does by itself.
+        pcx = ec2_backends["222222222222"]["us-east-1"].vpc_pcxs[pcx_id]
+        pcx._status.code, pcx._status.message = "failed", "Failed due to overlapping CIDR range"
+        failed = wait_for_status(request_id, {"active", "failed"})
+    finally:
+        faulty.stop()
+    assert failed.status == "failed"
+    assert f"{pcx_id} is failed in AWS: Failed due to overlapping CIDR range" in failed.failure_reason
+    assert "nothing to delete" in failed.failure_reason  # AWS cleans up failed connections itself
+    assert _routes_to(pcx_id) == []
+    assert failed.events.filter(action="provisioning.failed").exists()
+
+    no_normal_worker.start()
+    assert api("fiona").post(f"/api/v1/peering-requests/{request_id}/retry/", {}, format="json").status_code == 200
+    done = wait_for_status(request_id, {"active", "failed"})
+    assert done.status == "active", done.failure_reason
+    assert done.aws_peering_connection_id != pcx_id
+
+
+def test_throttled_ec2_calls_are_retried_and_every_request_ends_active_once(
+    no_normal_worker: WorkerProcess, worker_env: dict[str, str], demo_world: dict[str, Any], api: Any,
+    tmp_path: Path,
+) -> None:
+    faulty = _faulty(
+        worker_env, tmp_path, {"throttle_rate": 0.3, "seed": 7, "throttle_count_file": str(tmp_path / "throttled")}
+    )
+    faulty.start()
+    try:
+        ids = [
+            _file_and_approve(api, demo_world, requester, user)
+            for requester, user in (("finance-app", "fiona"), ("hr-portal", "harry"), ("eng-build", "erin"))
+        ]
+        done = [wait_for_status(i, {"active", "failed"}, timeout=180) for i in ids]
+    finally:
+        faulty.stop()
+    assert [d.status for d in done] == ["active"] * 3, [d.failure_reason for d in done]
+    throttled = len((tmp_path / "throttled").read_text().splitlines())
+    assert throttled >= 5  # the faults really happened (30 % of some 40 calls)
+    for d in done:
+        assert d.events.filter(operation="CreateVpcPeeringConnection", result="ok").count() == 1
