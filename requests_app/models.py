@@ -236,6 +236,32 @@ class PeeringRequest(models.Model):
         return "|".join(sorted((vpc_a, vpc_b)))
 
 
+class ProvisioningStep(models.Model):
+    """One step of a request's saga (create, accept, DNS per side, each route, each removal, delete)."""
+
+    class State(models.TextChoices):
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    request = models.ForeignKey(PeeringRequest, on_delete=models.CASCADE, related_name="steps")
+    name = models.CharField(max_length=200)  # e.g. "route rtb-1 10.0.0.0/16"
+    position = models.PositiveIntegerField(default=0)  # the step's place in the plan, for display
+    state = models.CharField(max_length=10, choices=State.choices, default=State.RUNNING)
+    attempts = models.PositiveIntegerField(default=0)
+    aws_id = models.CharField(max_length=100, blank=True)
+    outcome = models.TextField(blank=True)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["position", "id"]
+        constraints = [models.UniqueConstraint(fields=["request", "name"], name="uniq_step_per_request")]
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.state}"
+
+
 class AuditEvent(models.Model):
     """One row per state change or AWS call, hash-chained so a rewrite shows."""
 

@@ -8,12 +8,13 @@ same saga at once; no database lock is ever held across an AWS call.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -35,7 +36,7 @@ from requests_app.aws.gateway import (
 from requests_app.domain.plan import RouteSpec
 from requests_app.domain.status import Status
 from requests_app.inventory import account_ref
-from requests_app.models import PeeringRequest
+from requests_app.models import PeeringRequest, ProvisioningStep
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -145,6 +146,29 @@ class Saga:
         self.renew()
         return result
 
+    @contextlib.contextmanager
+    def step(self, name: str, position: int) -> Iterator[ProvisioningStep]:
+        """Record one saga step: attempts, AWS id and outcome, persisted as it goes."""
+        row, _ = ProvisioningStep.objects.get_or_create(
+            request=self.request, name=name, defaults={"position": position, "started_at": timezone.now()}
+        )
+        row.attempts += 1
+        row.state = ProvisioningStep.State.RUNNING
+        row.started_at = timezone.now()
+        row.finished_at = None
+        row.save(update_fields=["attempts", "state", "started_at", "finished_at"])
+        try:
+            yield row
+        except Exception as exc:
+            row.state = ProvisioningStep.State.FAILED
+            row.outcome = str(exc)[:2000]
+            row.finished_at = timezone.now()
+            row.save(update_fields=["state", "outcome", "finished_at"])
+            raise
+        row.state = ProvisioningStep.State.DONE
+        row.finished_at = timezone.now()
+        row.save(update_fields=["state", "outcome", "aws_id", "finished_at"])
+
     def transition(self, target: Status, action: str, message: str = "", **fields: Any) -> None:
         services.request_transition(
             self.request, target, actor_label=self.label, action=action, message=message, **fields
@@ -173,8 +197,14 @@ class Saga:
             logger.info("request %s is %s; nothing to provision", self.request.pk, self.request.status)
             return
         try:
-            connection = self.ensure_connection()
-            connection = self.ensure_accepted(connection)
+            with self.step("create connection", 0) as step:
+                connection = self.ensure_connection()
+                step.aws_id = connection.connection_id
+                step.outcome = connection.status
+            with self.step("accept", 1) as step:
+                connection = self.ensure_accepted(connection)
+                step.aws_id = connection.connection_id
+                step.outcome = connection.status
             if self.request.allow_dns_resolution:
                 self.ensure_dns(connection)
             self.ensure_routes(connection.connection_id)
@@ -311,20 +341,23 @@ class Saga:
 
     def ensure_dns(self, connection: PeeringInfo) -> None:
         current = {"requester": connection.requester_dns_resolution, "accepter": connection.accepter_dns_resolution}
-        for side in ("requester", "accepter"):
-            if current[side]:
-                continue
-            account, region = self.sides.side(side)
-            self.aws(
-                "ModifyVpcPeeringConnectionOptions",
-                account,
-                region,
-                lambda account=account, region=region, side=side: self.gateway.set_dns_resolution(
-                    account, region, connection.connection_id, side=side, enabled=True
-                ),
-                side=side,
-                connection_id=connection.connection_id,
-            )
+        for position, side in enumerate(("requester", "accepter"), start=2):
+            with self.step(f"DNS resolution, {side} side", position) as step:
+                step.aws_id = connection.connection_id
+                step.outcome = "already on" if current[side] else "turned on"
+                if not current[side]:
+                    self._set_dns(connection, side)
+
+    def _set_dns(self, connection: PeeringInfo, side: str) -> None:
+        account, region = self.sides.side(side)
+        self.aws(
+            "ModifyVpcPeeringConnectionOptions",
+            account,
+            region,
+            lambda: self.gateway.set_dns_resolution(account, region, connection.connection_id, side=side, enabled=True),
+            side=side,
+            connection_id=connection.connection_id,
+        )
 
     def _tables_by_side(self) -> dict[str, dict[str, Any]]:
         wanted: dict[str, list[str]] = defaultdict(list)
@@ -349,34 +382,41 @@ class Saga:
 
     def ensure_routes(self, connection_id: str) -> None:
         tables = self._tables_by_side()
-        for spec in self.routes:
-            existing = tables[spec.side][spec.route_table_id].route_to(spec.destination)
-            if existing is not None:
-                if existing.target == connection_id:
-                    continue
-                raise self._route_conflict(spec, existing.target)
-            account, region = self.sides.side(spec.side)
-            try:
-                self.aws(
-                    "CreateRoute",
-                    account,
-                    region,
-                    lambda spec=spec, account=account, region=region: self.gateway.create_route(
-                        account, region, route_table_id=spec.route_table_id,
-                        destination=spec.destination, connection_id=connection_id,
-                    ),
-                    route_table_id=spec.route_table_id,
-                    destination=spec.destination,
-                    connection_id=connection_id,
-                )
-            except PermanentAwsError as exc:
-                if exc.code != "RouteAlreadyExists":
-                    raise
-                # Someone (or an earlier run of ours) got there first: ours only if it targets us.
-                fresh = self.gateway.describe_route_tables(account, region, [spec.route_table_id])
-                route = fresh[0].route_to(spec.destination) if fresh else None
-                if route is None or route.target != connection_id:
-                    raise self._route_conflict(spec, route.target if route else "unknown") from None
+        for position, spec in enumerate(self.routes, start=4):
+            with self.step(f"route {spec.route_table_id} {spec.destination}", position) as step:
+                step.aws_id = spec.route_table_id
+                step.outcome = self._ensure_route(spec, tables, connection_id)
+
+    def _ensure_route(self, spec: RouteSpec, tables: dict[str, dict[str, Any]], connection_id: str) -> str:
+        existing = tables[spec.side][spec.route_table_id].route_to(spec.destination)
+        if existing is not None:
+            if existing.target == connection_id:
+                return f"already routes to {connection_id}"
+            raise self._route_conflict(spec, existing.target)
+        account, region = self.sides.side(spec.side)
+        try:
+            self.aws(
+                "CreateRoute",
+                account,
+                region,
+                lambda: self.gateway.create_route(
+                    account, region, route_table_id=spec.route_table_id,
+                    destination=spec.destination, connection_id=connection_id,
+                ),
+                route_table_id=spec.route_table_id,
+                destination=spec.destination,
+                connection_id=connection_id,
+            )
+        except PermanentAwsError as exc:
+            if exc.code != "RouteAlreadyExists":
+                raise
+            # Someone (or an earlier run of ours) got there first: ours only if it targets us.
+            fresh = self.gateway.describe_route_tables(account, region, [spec.route_table_id])
+            route = fresh[0].route_to(spec.destination) if fresh else None
+            if route is None or route.target != connection_id:
+                raise self._route_conflict(spec, route.target if route else "unknown") from None
+            return f"already routes to {connection_id}"
+        return f"created, to {connection_id}"
 
     def _route_conflict(self, spec: RouteSpec, target: str) -> SagaFailure:
         return SagaFailure(
@@ -432,27 +472,42 @@ class Saga:
             tables = self._tables_by_side()
         except SagaFailure:
             tables = {}
-        for spec in self.routes:
+        for position, spec in enumerate(self.routes, start=100):
             table = tables.get(spec.side, {}).get(spec.route_table_id)
             route = table.route_to(spec.destination) if table else None
             if route is None or route.target != connection_id:
                 continue  # not ours: never touched
-            account, region = self.sides.side(spec.side)
-            try:
-                self.aws(
-                    "DeleteRoute",
-                    account,
-                    region,
-                    lambda spec=spec, account=account, region=region: self.gateway.delete_route(
-                        account, region, route_table_id=spec.route_table_id, destination=spec.destination
-                    ),
-                    route_table_id=spec.route_table_id,
-                    destination=spec.destination,
-                )
-            except PermanentAwsError as exc:
-                if not exc.is_not_found:
-                    raise
+            with self.step(f"remove route {spec.route_table_id} {spec.destination}", position) as step:
+                step.aws_id = spec.route_table_id
+                step.outcome = self._remove_route(spec)
             removed += 1
+
+        with self.step("delete connection", 999) as step:
+            step.aws_id = connection_id
+            step.outcome = self._delete_connection(connection_id)
+        routes = f"The portal removed its {removed} route(s)" if removed else "The portal had added no routes"
+        return f"{routes}; {step.outcome}."
+
+    def _remove_route(self, spec: RouteSpec) -> str:
+        account, region = self.sides.side(spec.side)
+        try:
+            self.aws(
+                "DeleteRoute",
+                account,
+                region,
+                lambda: self.gateway.delete_route(
+                    account, region, route_table_id=spec.route_table_id, destination=spec.destination
+                ),
+                route_table_id=spec.route_table_id,
+                destination=spec.destination,
+            )
+        except PermanentAwsError as exc:
+            if not exc.is_not_found:
+                raise
+            return "already gone"
+        return "removed"
+
+    def _delete_connection(self, connection_id: str) -> str:
         info = self.aws(
             "DescribeVpcPeeringConnections",
             self.sides.requester,
@@ -460,10 +515,9 @@ class Saga:
             lambda: self.gateway.describe_peering(self.sides.requester, self.sides.requester_region, connection_id),
             connection_id=connection_id,
         )
-        routes = f"The portal removed its {removed} route(s)" if removed else "The portal had added no routes"
         if info is None or info.status in {"deleted", "deleting", "failed", "rejected", "expired"}:
             # AWS removes failed, rejected and expired connections itself.
-            return f"{routes}; {connection_id} is {info.status if info else 'gone'} in AWS, so there is nothing to delete."
+            return f"{connection_id} is {info.status if info else 'gone'} in AWS, so there is nothing to delete"
         try:
             self.aws(
                 "DeleteVpcPeeringConnection",
@@ -475,7 +529,7 @@ class Saga:
         except PermanentAwsError as exc:
             if not exc.is_not_found:
                 raise
-        return f"{routes} and deleted {connection_id}."
+        return f"deleted {connection_id}"
 
     def decommission(self) -> None:
         if self.request.status != Status.DECOMMISSIONING:

@@ -25,7 +25,7 @@ def requests_visible_to(user: Any) -> QuerySet[PeeringRequest]:
         "requested_by",
         "decided_by",
         "department",
-    )
+    ).prefetch_related("steps")
     if permissions.is_admin(user):
         return qs
     return qs.filter(

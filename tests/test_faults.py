@@ -91,6 +91,14 @@ def test_worker_killed_mid_saga_is_recovered_by_the_sweeper_without_duplicates(
     assert [c["VpcPeeringConnectionId"] for c in connections] == [done.aws_peering_connection_id]
     routes = _routes_to(done.aws_peering_connection_id)
     assert len(routes) == len(set(routes)) == 1 + 2 * 2  # finance's table; two blocks in each hub table
+    # The step log shows where the worker died: that step took two attempts, then finished.
+    killed_step = {"CreateVpcPeeringConnection": "create connection", "AcceptVpcPeeringConnection": "accept"}.get(
+        kill_after, done.steps.filter(name__startswith="route ").order_by("position").first().name
+    )
+    steps = {s.name: s for s in done.steps.all()}
+    assert steps[killed_step].attempts == 2 and steps[killed_step].state == "done"
+    assert all(s.state == "done" for s in steps.values())
+    assert steps["create connection"].aws_id == done.aws_peering_connection_id
     # One create was ever asked for; the audit shows it even when the worker died inside it.
     assert done.events.filter(operation="CreateVpcPeeringConnection", result="started").count() == 1
     if kill_after == "CreateVpcPeeringConnection":

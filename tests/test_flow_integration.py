@@ -202,7 +202,7 @@ def test_route_conflict_found_in_aws_undoes_everything_and_fails_with_a_reason(
     pcx_id = failed.events.get(action="provisioning.connection_recorded").data["connection_id"]
     assert failed.aws_peering_connection_id == ""  # forgotten once deleted, so a retry starts afresh
     # Made before the conflict: finance's route, and both blocks in the hub's main table.
-    assert f"removed its 3 route(s) and deleted {pcx_id}" in failed.failure_reason
+    assert f"removed its 3 route(s); deleted {pcx_id}" in failed.failure_reason
     assert _connection("222222222222", "us-east-1", pcx_id)["Status"]["Code"] == "deleted"
     for account, region, table in [("222222222222", "us-east-1", t) for t in _tables(finance)] + [
         ("111111111111", "us-east-1", t) for t in _tables(services)

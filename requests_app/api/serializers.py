@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from requests_app.models import AuditEvent, AwsAccount, Department, PeeringRequest, Vpc, Webhook
+from requests_app.models import AuditEvent, AwsAccount, Department, PeeringRequest, ProvisioningStep, Vpc, Webhook
 
 CIDR_LIST = serializers.ListField(child=serializers.CharField(max_length=43), required=False, default=list)
 
@@ -101,6 +101,13 @@ class PreflightSerializer(serializers.Serializer):
     plan = PlanStepSerializer(many=True)
 
 
+class StepSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ProvisioningStep
+        fields = ["name", "state", "attempts", "aws_id", "outcome", "started_at", "finished_at"]
+        read_only_fields = fields
+
+
 class PeeringRequestSerializer(serializers.ModelSerializer):
     requester_vpc = serializers.CharField(source="requester_vpc.vpc_id")
     accepter_vpc = serializers.CharField(source="accepter_vpc.vpc_id")
@@ -112,6 +119,7 @@ class PeeringRequestSerializer(serializers.ModelSerializer):
     checks = CheckSerializer(many=True)
     plan = PlanStepSerializer(many=True)
     drift = serializers.JSONField(allow_null=True)
+    steps = StepSerializer(many=True, read_only=True, help_text="The saga's steps, with attempts and outcomes.")
 
     class Meta:
         model = PeeringRequest
@@ -120,7 +128,7 @@ class PeeringRequestSerializer(serializers.ModelSerializer):
             "requested_by", "department", "justification", "external_ref", "aws_peering_connection_id",
             "requester_route_tables", "accepter_route_tables", "requester_destination_cidrs",
             "accepter_destination_cidrs", "allow_dns_resolution", "decided_by", "decided_at",
-            "decision_comment", "created_at", "updated_at", "failure_reason", "checks", "plan", "drift",
+            "decision_comment", "created_at", "updated_at", "failure_reason", "checks", "plan", "drift", "steps",
         ]
         read_only_fields = fields
 
