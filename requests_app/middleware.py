@@ -38,3 +38,25 @@ class ApiJsonErrorsMiddleware:
             {"type": "server_error", "errors": [{"code": "server_error", "detail": "A server error occurred.", "attr": None}]},
             status=500,
         )
+
+
+class RequestIdLoggingMiddleware:
+    """Log lines written while serving /requests/<id>/… or /api/v1/peering-requests/<id>/… name it."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        from requests_app.logs import current_request_id
+
+        token = current_request_id.set("-")
+        try:
+            return self.get_response(request)
+        finally:
+            current_request_id.reset(token)
+
+    def process_view(self, request: HttpRequest, view: object, args: object, kwargs: dict[str, object]) -> None:
+        from requests_app.logs import current_request_id
+
+        if "pk" in kwargs:
+            current_request_id.set(str(kwargs["pk"]))

@@ -23,7 +23,7 @@ from django.conf import settings
 from django.db.models import F, Q
 from django.utils import timezone
 
-from requests_app import audit, services
+from requests_app import audit, logs, services
 from requests_app.aws.gateway import (
     AccountRef,
     AwsError,
@@ -570,6 +570,11 @@ class Saga:
 
 def run(request_id: str, operation: str) -> None:
     """Run one saga operation for a request, if no other worker holds it."""
+    with logs.bound(request_id):
+        _run(request_id, operation)
+
+
+def _run(request_id: str, operation: str) -> None:
     try:
         saga = Saga(request_id)
     except PeeringRequest.DoesNotExist:

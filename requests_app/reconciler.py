@@ -14,7 +14,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from requests_app import audit, services
+from requests_app import audit, logs, services
 from requests_app.aws.gateway import AwsGateway, get_gateway
 from requests_app.domain.status import Status
 from requests_app.inventory import account_ref
@@ -77,7 +77,11 @@ def findings_for(request: PeeringRequest, gateway: AwsGateway) -> list[dict[str,
 
 def reconcile(request_id: Any, gateway: AwsGateway | None = None) -> dict[str, Any] | None:
     """Record the drift of one active request (or clear it); returns the drift now recorded."""
-    gateway = gateway or get_gateway()
+    with logs.bound(request_id):
+        return _reconcile(request_id, gateway or get_gateway())
+
+
+def _reconcile(request_id: Any, gateway: AwsGateway) -> dict[str, Any] | None:
     request = PeeringRequest.objects.select_related(
         "requester_vpc__account", "accepter_vpc__account"
     ).filter(pk=request_id, status=Status.ACTIVE).first()

@@ -40,6 +40,24 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse(report, status=200 if healthy else 503)
 
 
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus metrics; with METRICS_TOKEN set, only for `Authorization: Bearer <token>`."""
+    import hmac
+
+    from django.conf import settings
+    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+    from requests_app.metrics import PortalCollector
+
+    if settings.METRICS_TOKEN and not hmac.compare_digest(
+        request.headers.get("Authorization", ""), f"Bearer {settings.METRICS_TOKEN}"
+    ):
+        return HttpResponse("metrics need the bearer token\n", status=401, content_type="text/plain")
+    registry = CollectorRegistry()
+    registry.register(PortalCollector())
+    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+
+
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     qs = selectors.requests_visible_to(request.user).filter(

@@ -84,6 +84,10 @@ def test_cross_account_peering_becomes_active_with_routes_on_both_sides_and_deco
     assert {"CreateVpcPeeringConnection", "AcceptVpcPeeringConnection", "CreateRoute"} <= {e["operation"] for e in calls}
     accept = next(e for e in calls if e["operation"] == "AcceptVpcPeeringConnection" and e["result"] != "started")
     assert (accept["account_id"], accept["region"], accept["result"]) == ("111111111111", "us-east-1", "ok")
+    # The worker's log names the request on its AWS call lines (structured logging).
+    worker_log = worker.log_path.read_text()
+    assert any(f"[{filed['id']}] aws CreateVpcPeeringConnection region=us-east-1 ok" in line
+               for line in worker_log.splitlines())
     # One route on finance's table, two (primary and secondary block) on each of the hub's two tables.
     assert sum(1 for e in calls if e["operation"] == "CreateRoute" and e["result"] == "ok") == 1 + 2 * 2
 

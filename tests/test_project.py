@@ -113,3 +113,32 @@ def test_docker_compose_environment_configures_the_settings_it_names() -> None:
     result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["django.db.backends.postgresql", "postgres", "redis://redis:6379/0", "False"]
+
+
+@pytest.mark.django_db
+def test_metrics_count_requests_by_status_aws_calls_and_drift(client: Client, demo_world: dict, settings) -> None:
+    from requests_app import audit, services
+    from requests_app.models import PeeringRequest
+
+    vpcs = demo_world["vpcs"]
+    filed = services.peering_request_submit(
+        actor=demo_world["users"]["fiona"],
+        draft=services.PeeringDraft(requester_vpc=vpcs["finance-app"].vpc_id,
+                                    accepter_vpc=vpcs["services-use1"].vpc_id, justification="metrics"),
+    )
+    PeeringRequest.objects.filter(pk=filed.pk).update(status="active", drift={"findings": [{"kind": "route_missing"}]})
+    for result, code in (("ok", ""), ("ok", ""), ("error", "RequestLimitExceeded"), ("started", "")):
+        audit.record(action="aws.call", actor_label="worker:test", request=filed, operation="CreateRoute",
+                     result=result, error_code=code)
+
+    body = client.get("/metrics").content.decode()
+    assert 'peering_requests{status="active"} 1.0' in body
+    assert 'peering_requests{status="pending_approval"} 0.0' in body
+    assert "peering_drifted_requests 1.0" in body
+    assert 'peering_aws_calls_total{error_code="",operation="CreateRoute",result="ok"} 2.0' in body
+    assert 'peering_aws_calls_total{error_code="RequestLimitExceeded",operation="CreateRoute",result="error"} 1.0' in body
+    assert 'result="started"' not in body  # intents are not calls
+
+    settings.METRICS_TOKEN = "s3cret"
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret").status_code == 200

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -19,6 +20,7 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config
 
+logger = logging.getLogger(__name__)
 SESSION_NAME = "peering-portal"
 # botocore's standard mode retries throttling and 5xx with backoff before we ever see them.
 BOTO_CONFIG = Config(
@@ -275,10 +277,21 @@ class AwsGateway:
 
     def _call(self, client: Any, operation: str, **kwargs: Any) -> Any:
         self.calls += 1
+        started = time.monotonic()
         try:
-            return getattr(client, operation)(**kwargs)
+            result = getattr(client, operation)(**kwargs)
         except Exception as exc:
-            raise _translate(exc, _camel(operation)) from exc
+            error = _translate(exc, _camel(operation))
+            logger.warning(
+                "aws %s region=%s failed %s in %.0f ms", _camel(operation), client.meta.region_name,
+                error.code, (time.monotonic() - started) * 1000,
+            )
+            raise error from exc
+        logger.info(
+            "aws %s region=%s ok in %.0f ms", _camel(operation), client.meta.region_name,
+            (time.monotonic() - started) * 1000,
+        )
+        return result
 
     # --- inventory ------------------------------------------------------------------------
     def describe_vpcs(self, account: AccountRef, region: str) -> list[VpcInfo]:
