@@ -139,24 +139,170 @@ def test_a_connection_aws_fails_after_create_is_undone_and_a_retry_works(
     assert done.aws_peering_connection_id != pcx_id
 
 
-def test_throttled_ec2_calls_are_retried_and_every_request_ends_active_once(
+def _extra_spokes(count: int) -> list[Any]:
+    """`count` more engineering VPCs (10.60.0.0/16, 10.61.0.0/16, …), created in the sandbox and synced."""
+    from requests_app import inventory
+    from requests_app.models import AwsAccount, Vpc
+
+    ec2 = ec2_as("444444444444", "us-east-1")
+    names = []
+    for i in range(count):
+        vpc_id = ec2.create_vpc(CidrBlock=f"10.{60 + i}.0.0/16")["Vpc"]["VpcId"]
+        ec2.create_tags(Resources=[vpc_id], Tags=[{"Key": "Name", "Value": f"spoke-{i:02d}"}])
+        names.append(f"spoke-{i:02d}")
+    inventory.sync_account(AwsAccount.objects.get(account_id="444444444444"))
+    return list(Vpc.objects.filter(name__in=names).order_by("name"))
+
+
+def test_a_batch_of_20_under_30_percent_throttling_all_end_active_without_duplicates(
     no_normal_worker: WorkerProcess, worker_env: dict[str, str], demo_world: dict[str, Any], api: Any,
     tmp_path: Path,
 ) -> None:
+    spokes = _extra_spokes(20)
+    hub = demo_world["vpcs"]["services-use1"]
     faulty = _faulty(
         worker_env, tmp_path, {"throttle_rate": 0.3, "seed": 7, "throttle_count_file": str(tmp_path / "throttled")}
     )
     faulty.start()
+    started = time.monotonic()
     try:
-        ids = [
-            _file_and_approve(api, demo_world, requester, user)
-            for requester, user in (("finance-app", "fiona"), ("hr-portal", "harry"), ("eng-build", "erin"))
-        ]
-        done = [wait_for_status(i, {"active", "failed"}, timeout=180) for i in ids]
+        ids = []
+        for spoke in spokes:
+            filed = api("erin").post(
+                "/api/v1/peering-requests/",
+                {"requester_vpc": spoke.vpc_id, "accepter_vpc": hub.vpc_id, "justification": "batch"},
+                format="json",
+            )
+            assert filed.status_code == 201, filed.json()
+            ids.append(filed.json()["id"])
+        for request_id in ids:
+            assert api("nina").post(f"/api/v1/peering-requests/{request_id}/approve/", {}, format="json").status_code == 200
+        done = [wait_for_status(i, {"active", "failed"}, timeout=300) for i in ids]
     finally:
         faulty.stop()
-    assert [d.status for d in done] == ["active"] * 3, [d.failure_reason for d in done]
+    elapsed = time.monotonic() - started
+    assert [d.status for d in done] == ["active"] * 20, [d.failure_reason for d in done if d.status != "active"]
     throttled = len((tmp_path / "throttled").read_text().splitlines())
-    assert throttled >= 5  # the faults really happened (30 % of some 40 calls)
-    for d in done:
-        assert d.events.filter(operation="CreateVpcPeeringConnection", result="ok").count() == 1
+    assert throttled >= 50  # the faults really happened: 30 % of several hundred calls
+    for spoke, d in zip(spokes, done, strict=True):
+        assert d.events.filter(operation="CreateVpcPeeringConnection", result="started").count() == 1
+        assert [c["VpcPeeringConnectionId"] for c in _pair_connections(spoke.vpc_id, hub.vpc_id)] == [
+            d.aws_peering_connection_id
+        ]
+    print(f"\n20 requests under 30 % throttling: {throttled} throttled calls, all active in {elapsed:.1f} s")
+
+
+def test_two_workers_given_the_same_task_make_one_set_of_effects(
+    worker: WorkerProcess, worker_env: dict[str, str], demo_world: dict[str, Any], api: Any, tmp_path: Path,
+) -> None:
+    second = WorkerProcess(worker_env, tmp_path / "second.log", name="second")
+    second.start()
+    try:
+        request_id = _file_and_approve(api, demo_world)
+        tasks.provision_peering_request.delay(request_id)  # a duplicate delivery, at the same moment
+        done = wait_for_status(request_id, {"active", "failed"})
+        time.sleep(2)  # let the duplicate finish too
+    finally:
+        second.stop()
+    assert done.status == "active", done.failure_reason
+    vpcs = demo_world["vpcs"]
+    connections = _pair_connections(vpcs["finance-app"].vpc_id, vpcs["services-use1"].vpc_id)
+    assert [c["VpcPeeringConnectionId"] for c in connections] == [done.aws_peering_connection_id]
+    assert done.events.filter(operation="CreateVpcPeeringConnection", result="started").count() == 1
+    assert done.events.filter(operation="CreateRoute", result="started").count() == 1 + 2 * 2
+    assert PeeringRequest.objects.get(pk=request_id).events.filter(action="provisioning.completed").count() == 1
+
+
+class RedisServer:
+    """A redis-server of the test's own, on its own port, that the test may stop and start."""
+
+    def __init__(self, port: int, workdir: Path) -> None:
+        self.port = port
+        self.workdir = workdir
+        self.proc: Any = None
+
+    def start(self) -> None:
+        import shutil
+        import subprocess
+
+        self.proc = subprocess.Popen(
+            [shutil.which("redis-server") or "/usr/bin/redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no", "--dir", str(self.workdir)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        import socket
+
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.1)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    from tests.conftest import free_port
+
+    server = RedisServer(free_port(), tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def app_on(own_redis: RedisServer) -> Iterator[str]:
+    """Point this process's Celery app (the web side) at the test's own Redis, then back."""
+    from peering_portal.celery import app
+
+    saved = (app.conf.broker_url, app.conf.broker_transport_options)
+
+    def use(url: str, options: dict[str, Any]) -> None:
+        app.conf.broker_url, app.conf.broker_transport_options = url, options
+        app._pool = None  # connection and producer pools are keyed by the old URL
+        app.amqp._producer_pool = None
+
+    url = f"redis://127.0.0.1:{own_redis.port}/0"
+    use(url, {"visibility_timeout": 3600})
+    yield url
+    use(*saved)
+
+
+def test_redis_down_when_a_request_is_approved_delays_it_but_loses_nothing(
+    own_redis: RedisServer, app_on: str, worker_env: dict[str, str], demo_world: dict[str, Any], api: Any,
+    settings: Any, tmp_path: Path, caplog: Any,
+) -> None:
+    settings.WORK_LEASE_SECONDS = LEASE
+    on_redis = WorkerProcess({**worker_env, "CELERY_BROKER_URL": app_on}, tmp_path / "redis-worker.log", name="redis")
+    on_redis.start()
+    try:
+        vpcs = demo_world["vpcs"]
+        filed = api("fiona").post(
+            "/api/v1/peering-requests/",
+            {"requester_vpc": vpcs["finance-app"].vpc_id, "accepter_vpc": vpcs["services-use1"].vpc_id,
+             "justification": "broker outage"},
+            format="json",
+        ).json()
+        own_redis.stop()
+        down_at = time.monotonic()
+        approved = api("nina").post(f"/api/v1/peering-requests/{filed['id']}/approve/", {}, format="json")
+        # The approval stands: it was committed before the task was sent, and the failed send is logged.
+        assert approved.status_code == 200 and approved.json()["status"] == "approved"
+        assert "the sweeper will retry" in caplog.text
+
+        time.sleep(5)
+        own_redis.start()  # the broker comes back; the worker reconnects by itself
+        time.sleep(max(0.0, LEASE + 1 - (time.monotonic() - down_at)))
+        assert tasks.sweep_stuck_work()["re_enqueued"] == 1
+        done = wait_for_status(filed["id"], {"active", "failed"})
+        recovered_in = time.monotonic() - down_at
+    finally:
+        on_redis.stop()
+    assert done.status == "active", done.failure_reason
+    print(f"\nbroker down at approval: active {recovered_in:.1f} s later (outage 5 s, lease {LEASE} s)")
