@@ -257,20 +257,22 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 @pytest.fixture
-def app_on(own_redis: RedisServer) -> Iterator[str]:
+def app_on(own_redis: RedisServer, monkeypatch: Any) -> Iterator[str]:
     """Point this process's Celery app (the web side) at the test's own Redis, then back."""
     from peering_portal.celery import app
 
     saved = (app.conf.broker_url, app.conf.broker_transport_options)
+    url = f"redis://127.0.0.1:{own_redis.port}/0"
+    monkeypatch.setenv("CELERY_BROKER_URL", url)  # Celery prefers the variable to its config
 
     def use(url: str, options: dict[str, Any]) -> None:
         app.conf.broker_url, app.conf.broker_transport_options = url, options
         app._pool = None  # connection and producer pools are keyed by the old URL
         app.amqp._producer_pool = None
 
-    url = f"redis://127.0.0.1:{own_redis.port}/0"
     use(url, {"visibility_timeout": 3600})
     yield url
+    monkeypatch.undo()
     use(*saved)
 
 
