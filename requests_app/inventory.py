@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from requests_app.aws.gateway import AccountRef, AwsGateway, get_gateway
@@ -109,6 +110,12 @@ def sync_account(account: AwsAccount, gateway: AwsGateway | None = None) -> Sync
                     },
                 )
                 report.peerings += 1
+        # Connections of this account that AWS no longer lists are gone (AWS drops deleted ones
+        # after a while): they must not keep holding a VPC pair or counting against a quota.
+        seen_peerings = [p.connection_id for _, _, _, peerings in fetched for p in peerings]
+        ObservedPeering.objects.filter(
+            Q(requester_account_id=account.account_id) | Q(accepter_account_id=account.account_id)
+        ).exclude(connection_id__in=seen_peerings).exclude(status="missing").update(status="missing", seen_at=now)
         vanished = Vpc.objects.filter(account=account, present_in_aws=True).exclude(vpc_id__in=seen_vpcs)
         report.vanished_vpcs = list(vanished.values_list("vpc_id", flat=True))
         vanished.update(present_in_aws=False)

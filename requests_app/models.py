@@ -215,7 +215,9 @@ class PeeringRequest(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["pair_key"],
-                condition=Q(status__in=sorted(s.value for s in LIVE_STATUSES)),
+                # Live, or failed while still holding a connection in AWS (see services.HOLDS_PAIR).
+                condition=Q(status__in=sorted(s.value for s in LIVE_STATUSES))
+                | (Q(status=Status.FAILED.value) & ~Q(aws_peering_connection_id="")),
                 name="one_live_peering_per_vpc_pair",
             ),
             # Separation of duties, enforced below the application too.

@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -40,6 +42,18 @@ from requests_app.models import PeeringRequest, ProvisioningStep
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+class LeaseLost(Exception):
+    """Another worker took the request over (this one stalled past its lease): stop, quietly."""
+
+
+# The states in which each operation has work to do; a message for any other state is stale.
+WORK_STATES: dict[str, frozenset[Status]] = {
+    "provision": frozenset({Status.APPROVED, Status.PROVISIONING}),
+    "decommission": frozenset({Status.DECOMMISSIONING}),
+    "repair": frozenset({Status.ACTIVE}),
+}
 
 
 class SagaFailure(Exception):
@@ -72,7 +86,8 @@ class Saga:
     def __init__(self, request_id: str, *, gateway: AwsGateway | None = None, label: str | None = None) -> None:
         self.request_id = request_id
         self.gateway = gateway or get_gateway()
-        self.label = label or worker_label()
+        # Per run, not per process: a retry or a second thread never inherits a lease.
+        self.label = label or f"{worker_label()}:{uuid.uuid4().hex[:8]}"
         self.request: PeeringRequest = self._load()
         self.sides = _Sides(
             requester=account_ref(self.request.requester_vpc.account),
@@ -99,9 +114,11 @@ class Saga:
 
     def renew(self) -> None:
         now = timezone.now()
-        PeeringRequest.objects.filter(pk=self.request.pk, lease_owner=self.label).update(
+        renewed = PeeringRequest.objects.filter(pk=self.request.pk, lease_owner=self.label).update(
             lease_expires_at=now + timedelta(seconds=settings.WORK_LEASE_SECONDS), updated_at=now
         )
+        if not renewed:
+            raise LeaseLost(f"{self.label} lost its lease on {self.request.pk}")
 
     def release(self) -> None:
         PeeringRequest.objects.filter(pk=self.request.pk, lease_owner=self.label).update(
@@ -274,17 +291,20 @@ class Saga:
         return self.wait_visible(created.connection_id)
 
     def _store_connection_id(self, connection_id: str, *, adopted: bool) -> None:
-        PeeringRequest.objects.filter(pk=self.request.pk).update(
-            aws_peering_connection_id=connection_id, updated_at=timezone.now()
-        )
-        self.request.aws_peering_connection_id = connection_id
-        audit.record(
-            action="provisioning.connection_recorded",
-            actor_label=self.label,
-            request=self.request,
-            message=f"{'adopted' if adopted else 'created'} {connection_id}",
-            data={"connection_id": connection_id, "adopted": adopted},
-        )
+        with transaction.atomic():
+            stored = PeeringRequest.objects.filter(
+                pk=self.request.pk, lease_owner=self.label, aws_peering_connection_id__in=["", connection_id]
+            ).update(aws_peering_connection_id=connection_id, updated_at=timezone.now())
+            if not stored:
+                raise LeaseLost(f"{self.label} lost {self.request.pk} before recording {connection_id}")
+            self.request.aws_peering_connection_id = connection_id
+            audit.record(
+                action="provisioning.connection_recorded",
+                actor_label=self.label,
+                request=self.request,
+                message=f"{'adopted' if adopted else 'created'} {connection_id}",
+                data={"connection_id": connection_id, "adopted": adopted},
+            )
 
     def wait_visible(self, connection_id: str) -> PeeringInfo:
         """A fresh id may be NotFound for a while (eventual consistency); there is no waiter."""
@@ -309,12 +329,30 @@ class Saga:
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
 
+    def wait_active(self, connection_id: str) -> PeeringInfo:
+        """After acceptance AWS reports `provisioning` for a while; there is no waiter for `active`."""
+        deadline = time.monotonic() + settings.PEERING_VISIBILITY_TIMEOUT_SECONDS
+        delay = 0.5
+        while True:
+            info = self.wait_visible(connection_id)
+            if info.status == "active":
+                return info
+            if info.is_gone:
+                raise SagaFailure(
+                    f"connection_{info.status}".replace("-", "_"),
+                    f"peering connection {connection_id} is {info.status} in AWS: {info.status_message}",
+                )
+            if time.monotonic() > deadline:
+                raise TransientAwsError("Provisioning", f"{connection_id} is still {info.status}", "AcceptVpcPeeringConnection")
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
     def ensure_accepted(self, connection: PeeringInfo) -> PeeringInfo:
         if connection.status == "active":
             return connection
         if connection.status == "pending-acceptance":
             try:
-                return self.aws(
+                accepted = self.aws(
                     "AcceptVpcPeeringConnection",
                     self.sides.accepter,
                     self.sides.accepter_region,
@@ -323,6 +361,8 @@ class Saga:
                     ),
                     connection_id=connection.connection_id,
                 )
+                # AWS answers `provisioning`; DNS options and routes need `active`.
+                return accepted if accepted.status == "active" else self.wait_active(connection.connection_id)
             except PermanentAwsError as exc:
                 if exc.code != "InvalidStateTransition":
                     raise
@@ -333,7 +373,7 @@ class Saga:
                 if connection.status == "pending-acceptance":
                     raise
         if connection.status == "provisioning":
-            raise TransientAwsError("Provisioning", f"{connection.connection_id} is still provisioning", "AcceptVpcPeeringConnection")
+            return self.wait_active(connection.connection_id)
         raise SagaFailure(
             f"connection_{connection.status}".replace("-", "_"),
             f"peering connection {connection.connection_id} is {connection.status} in AWS: {connection.status_message}",
@@ -359,7 +399,9 @@ class Saga:
             connection_id=connection.connection_id,
         )
 
-    def _tables_by_side(self) -> dict[str, dict[str, Any]]:
+    def _tables_by_side(self, *, strict: bool = True) -> dict[str, dict[str, Any]]:
+        """The chosen route tables as AWS has them now. A table deleted in AWS fails provisioning
+        (strict) but is simply absent for teardown, which must still remove everything else."""
         wanted: dict[str, list[str]] = defaultdict(list)
         for spec in self.routes:
             if spec.route_table_id not in wanted[spec.side]:
@@ -371,12 +413,14 @@ class Saga:
                 "DescribeRouteTables",
                 account,
                 region,
-                lambda account=account, region=region, ids=ids: self.gateway.describe_route_tables(account, region, ids),
+                lambda account=account, region=region, ids=ids: self.gateway.describe_route_tables(
+                    account, region, ids, skip_missing=True
+                ),
                 route_table_ids=ids,
             )
             tables[side] = {t.route_table_id: t for t in described if t.route_table_id in ids}
             missing = [i for i in ids if i not in tables[side]]
-            if missing:
+            if missing and strict:
                 raise SagaFailure("route_table_not_found", f"route table {', '.join(missing)} no longer exists in AWS")
         return tables
 
@@ -429,6 +473,11 @@ class Saga:
     def fail(self, operation: str, exc: Exception) -> None:
         """Undo what the portal made, then record `failed` with a reason a person can act on."""
         reason = (exc.reason if isinstance(exc, SagaFailure) else str(exc)).rstrip(".") + "."
+        # Decide on the current state, before touching AWS: a request that finished (or was
+        # finished by another worker) meanwhile must never be torn down.
+        self.request = self._load()
+        if self.request.status not in WORK_STATES[operation]:
+            return
         cleanup_note = ""
         forget: dict[str, Any] = {}
         if operation == "provision":
@@ -441,9 +490,6 @@ class Saga:
             else:
                 # Nothing of ours is left in AWS, so a retry starts with a new connection.
                 forget = {"aws_peering_connection_id": ""}
-        self.request = self._load()
-        if self.request.status not in (Status.APPROVED, Status.PROVISIONING, Status.DECOMMISSIONING):
-            return
         self.transition(
             Status.FAILED,
             f"{'provisioning' if operation == 'provision' else 'decommissioning'}.failed",
@@ -468,10 +514,7 @@ class Saga:
                 return "The portal had made nothing in AWS."
             connection_id = ours[0].connection_id
         removed = 0
-        try:
-            tables = self._tables_by_side()
-        except SagaFailure:
-            tables = {}
+        tables = self._tables_by_side(strict=False)
         for position, spec in enumerate(self.routes, start=100):
             table = tables.get(spec.side, {}).get(spec.route_table_id)
             route = table.route_to(spec.destination) if table else None
@@ -479,7 +522,7 @@ class Saga:
                 continue  # not ours: never touched
             with self.step(f"remove route {spec.route_table_id} {spec.destination}", position) as step:
                 step.aws_id = spec.route_table_id
-                step.outcome = self._remove_route(spec)
+                step.outcome = self._remove_route(spec, connection_id)
             removed += 1
 
         with self.step("delete connection", 999) as step:
@@ -488,8 +531,16 @@ class Saga:
         routes = f"The portal removed its {removed} route(s)" if removed else "The portal had added no routes"
         return f"{routes}; {step.outcome}."
 
-    def _remove_route(self, spec: RouteSpec) -> str:
+    def _remove_route(self, spec: RouteSpec, connection_id: str) -> str:
         account, region = self.sides.side(spec.side)
+        # Read the route again right before deleting it: if someone re-pointed it since, it is
+        # no longer ours, and the portal never deletes a route it did not make.
+        fresh = self.gateway.describe_route_tables(account, region, [spec.route_table_id], skip_missing=True)
+        route = fresh[0].route_to(spec.destination) if fresh else None
+        if route is None:
+            return "already gone"
+        if route.target != connection_id:
+            return f"left alone: now routes to {route.target}"
         try:
             self.aws(
                 "DeleteRoute",
@@ -568,50 +619,73 @@ class Saga:
         reconciler.reconcile(self.request.pk, self.gateway)  # what drift is left, if any
 
 
-def run(request_id: str, operation: str) -> None:
-    """Run one saga operation for a request, if no other worker holds it."""
+def run(request_id: str, operation: str, *, first_delivery: bool = True) -> str:
+    """Run one saga operation for a request, if it is due and no other worker holds it.
+
+    Returns "done", "not_needed" (the request is not in a state this operation works on: a
+    stale or duplicate message), "leased" (another worker holds it) or "missing".
+    """
     with logs.bound(request_id):
-        _run(request_id, operation)
+        return _run(request_id, operation, first_delivery)
 
 
-def _run(request_id: str, operation: str) -> None:
+def _run(request_id: str, operation: str, first_delivery: bool) -> str:
     try:
         saga = Saga(request_id)
     except PeeringRequest.DoesNotExist:
         logger.warning("request %s does not exist; dropping %s", request_id, operation)
-        return
+        return "missing"
+    if saga.request.status not in WORK_STATES[operation]:
+        logger.info("request %s is %s; nothing to %s", request_id, saga.request.status, operation)
+        return "not_needed"
     if not saga.claim():
         logger.info("request %s is leased by %s; leaving it", request_id, saga.request.lease_owner)
-        return
+        return "leased"
     try:
-        # Counted before any work, in its own commit, so a task that kills its worker every
-        # time is still counted, and ends `failed` for an operator instead of looping.
-        PeeringRequest.objects.filter(pk=saga.request.pk).update(deliveries=F("deliveries") + 1)
-        deliveries = PeeringRequest.objects.values_list("deliveries", flat=True).get(pk=saga.request.pk)
-        if deliveries > settings.MAX_TASK_DELIVERIES and operation != "repair":
-            saga.fail(
-                "decommission" if operation == "decommission" else "provision",
-                SagaFailure(
-                    "too_many_deliveries",
-                    f"the {operation} task was delivered {deliveries} times without finishing (a worker died "
-                    "during it each time); an operator should look at the worker logs before retrying",
-                ),
-            )
-            return
+        saga.request = saga._load()  # what it is now that we hold it
+        if saga.request.status not in WORK_STATES[operation]:
+            return "not_needed"
+        if operation != "repair" and first_delivery and _too_many_deliveries(saga, operation):
+            return "done"
         getattr(saga, operation)()
+        return "done"
+    except LeaseLost as exc:
+        logger.warning("%s", exc)
+        return "leased"
     finally:
         saga.release()
+
+
+def _too_many_deliveries(saga: Saga, operation: str) -> bool:
+    """Count this delivery before any work, in its own commit, so a task that kills its worker
+    every time is still counted and ends `failed` for an operator instead of looping. Celery's
+    own retries of a transient error are not new deliveries and are not counted."""
+    PeeringRequest.objects.filter(pk=saga.request.pk).update(deliveries=F("deliveries") + 1)
+    deliveries = PeeringRequest.objects.values_list("deliveries", flat=True).get(pk=saga.request.pk)
+    if deliveries <= settings.MAX_TASK_DELIVERIES:
+        return False
+    saga.fail(
+        operation,
+        SagaFailure(
+            "too_many_deliveries",
+            f"the {operation} task was delivered {deliveries} times without finishing (a worker died "
+            "during it each time); an operator should look at the worker logs before retrying",
+        ),
+    )
+    return True
 
 
 def give_up(request_id: str, operation: str, exc: Exception) -> None:
     """Transient errors outlasted every retry: undo and fail with the last error as the reason."""
     saga = Saga(request_id)
-    if not saga.claim():
+    if operation == "repair":
+        # A repair changes nothing about the request's state: record it, never tear down.
+        audit.record(action="repair.failed", actor_label=saga.label, request=saga.request,
+                     message=f"AWS kept failing after every retry: {exc}")
+        return
+    if saga.request.status not in WORK_STATES[operation] or not saga.claim():
         return
     try:
-        saga.fail(
-            "decommission" if operation == "decommission" else "provision",
-            SagaFailure("retries_exhausted", f"AWS kept failing after every retry: {exc}"),
-        )
+        saga.fail(operation, SagaFailure("retries_exhausted", f"AWS kept failing after every retry: {exc}"))
     finally:
         saga.release()

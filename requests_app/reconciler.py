@@ -51,11 +51,18 @@ def findings_for(request: PeeringRequest, gateway: AwsGateway) -> list[dict[str,
         if not wanted:
             continue
         ids = sorted({r.route_table_id for r in wanted})
-        tables = {t.route_table_id: t for t in gateway.describe_route_tables(*sides[side], ids)}
+        tables = {t.route_table_id: t for t in gateway.describe_route_tables(*sides[side], ids, skip_missing=True)}
+        gone: set[str] = set()
         for spec in wanted:
             table = tables.get(spec.route_table_id)
             if table is None:
-                findings.append({"kind": "route_table_gone", "detail": f"route table {spec.route_table_id} no longer exists"})
+                if spec.route_table_id not in gone:
+                    gone.add(spec.route_table_id)
+                    findings.append({
+                        "kind": "route_table_gone",
+                        "detail": f"route table {spec.route_table_id} no longer exists in AWS",
+                        "route_table_id": spec.route_table_id,
+                    })
                 continue
             route = table.route_to(spec.destination)
             if route is None:

@@ -119,18 +119,27 @@ def vpc_facts(vpc: Vpc) -> rules.VpcFacts:
     )
 
 
+# A request holds its VPC pair while it is live, and while it failed still holding a connection
+# in AWS (a teardown that did not finish): the pair is not free until that connection is gone.
+HOLDS_PAIR = Q(status__in=sorted(s.value for s in LIVE_STATUSES)) | (
+    Q(status=Status.FAILED) & ~Q(aws_peering_connection_id="")
+)
+
+
 def _existing_peerings(
-    vpc_a: str, vpc_b: str, *, exclude_request: Any = None
+    vpc_a: str, vpc_b: str, *, exclude_request: Any = None, viewer: Any = None
 ) -> tuple[rules.ExistingPeering, ...]:
     pair_key = PeeringRequest.make_pair_key(vpc_a, vpc_b)
-    live = PeeringRequest.objects.filter(pair_key=pair_key, status__in=list(LIVE_STATUSES)).select_related(
+    live = PeeringRequest.objects.filter(HOLDS_PAIR, pair_key=pair_key).select_related(
         "requester_vpc", "accepter_vpc"
     )
     if exclude_request is not None:
         live = live.exclude(pk=exclude_request)
     found = [
         rules.ExistingPeering(
-            r.requester_vpc.vpc_id, r.accepter_vpc.vpc_id, r.status, f"request {r.pk}"
+            r.requester_vpc.vpc_id, r.accepter_vpc.vpc_id, r.status,
+            f"request {r.pk}" if viewer is None or permissions.can_view_request(viewer, r)
+            else "a request of another department",
         )
         for r in live
     ]
@@ -209,12 +218,43 @@ def find_vpc_owning(cidr: str) -> rules.VpcFacts | None:
     return vpc_facts(block.vpc) if block else None
 
 
+def _hidden_from(viewer: Any, vpc: Vpc, department_ids: set[int]) -> bool:
+    """A VPC the caller may not learn about: not their department's, not one they own, no owners."""
+    if permissions.is_admin(viewer) or vpc.account.department_id in department_ids:
+        return False
+    return not vpc.owners.all() and vpc.pk not in permissions.owned_vpc_ids(viewer)
+
+
+def _visible_owner_finder(viewer: Any, department_ids: set[int]) -> Any:
+    def find(cidr: str) -> rules.VpcFacts | None:
+        owner = find_vpc_owning(cidr)
+        if owner is None:
+            return None
+        vpc = selectors.vpc_with_facts(owner.vpc_id)
+        return owner if vpc is not None and not _hidden_from(viewer, vpc, department_ids) else None
+
+    return find
+
+
 def peering_request_evaluate(
-    *, draft: PeeringDraft, department_ids: set[int], exclude_request: Any = None
+    *, draft: PeeringDraft, department_ids: set[int], viewer: Any = None, exclude_request: Any = None
 ) -> Evaluation:
-    """Run every rule for a would-be request; creates nothing."""
+    """Run every rule for a would-be request; creates nothing.
+
+    With a `viewer` (the API and the form), the answer reveals nothing the viewer may not see: a
+    requester VPC of another department stops the checks with `not_your_vpc` and no details, and
+    a peer VPC they cannot see is `vpc_not_found`. Approval and provisioning pass no viewer.
+    """
     requester = selectors.vpc_with_facts(draft.requester_vpc)
     accepter = selectors.vpc_with_facts(draft.accepter_vpc)
+    if viewer is not None and requester is not None and requester.account.department_id not in department_ids:
+        refusal = rules.CheckResult(
+            "not_your_vpc", rules.CheckStatus.FAIL,
+            f"{draft.requester_vpc} is not one of your department's VPCs", "requester_vpc",
+        )
+        return Evaluation([refusal], None, None, [], [], [], [], None)
+    if viewer is not None and accepter is not None and _hidden_from(viewer, accepter, department_ids):
+        accepter = None
     req_facts = vpc_facts(requester) if requester else None
     acc_facts = vpc_facts(accepter) if accepter else None
     requester_tables = list(draft.requester_route_tables) or (
@@ -227,7 +267,9 @@ def peering_request_evaluate(
     if requester and accepter:
         synced = [v.synced_at for v in (requester, accepter)]
         extra = {
-            "existing": _existing_peerings(draft.requester_vpc, draft.accepter_vpc, exclude_request=exclude_request),
+            "existing": _existing_peerings(
+                draft.requester_vpc, draft.accepter_vpc, exclude_request=exclude_request, viewer=viewer
+            ),
             "requester_limits": _limits(requester.account),
             "accepter_limits": _limits(accepter.account),
             "usage": rules.Usage(
@@ -252,7 +294,7 @@ def peering_request_evaluate(
             requester_destination_cidrs=tuple(draft.requester_destination_cidrs),
             accepter_destination_cidrs=tuple(draft.accepter_destination_cidrs),
             allow_dns_resolution=draft.allow_dns_resolution,
-            find_vpc_owning=find_vpc_owning,
+            find_vpc_owning=find_vpc_owning if viewer is None else _visible_owner_finder(viewer, department_ids),
             **extra,
         )
     )
@@ -366,10 +408,12 @@ def request_transition(
                     status=target, updated_at=now, **fields
                 )
         except IntegrityError:
+            other = PeeringRequest.objects.filter(HOLDS_PAIR, pair_key=request.pair_key).exclude(pk=request.pk).first()
             raise PortalError(
                 "duplicate_peering",
-                f"{request.requester_vpc.label} and {request.accepter_vpc.label} already have "
-                "another live peering; two VPCs can have only one",
+                f"{request.requester_vpc.label} and {request.accepter_vpc.label} already have another "
+                f"peering ({f'request {other.pk}, {other.status}' if other else 'another request'}); "
+                "two VPCs can have only one",
                 status=409,
             ) from None
         if updated != 1:
@@ -411,7 +455,7 @@ def _enqueue_on_commit(task_name: str, request_id: Any) -> None:
 
 
 def peering_request_submit(*, actor: Any, draft: PeeringDraft) -> PeeringRequest:
-    evaluation = peering_request_evaluate(draft=draft, department_ids=permissions.department_ids(actor))
+    evaluation = peering_request_evaluate(draft=draft, department_ids=permissions.department_ids(actor), viewer=actor)
     if not evaluation.ok:
         raise ChecksFailed(evaluation.results)
     assert evaluation.requester and evaluation.accepter
@@ -437,7 +481,9 @@ def peering_request_submit(*, actor: Any, draft: PeeringDraft) -> PeeringRequest
         except IntegrityError:
             # Another request for this pair committed between our check and our insert.
             raise ChecksFailed(
-                peering_request_evaluate(draft=draft, department_ids=permissions.department_ids(actor)).results
+                peering_request_evaluate(
+                    draft=draft, department_ids=permissions.department_ids(actor), viewer=actor
+                ).results
             ) from None
         audit.record(
             action="request.submitted",

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
+from django.db import InterfaceError, OperationalError, connection
 from django.utils import timezone
 
 from requests_app import provisioning
@@ -25,13 +26,23 @@ def _backoff(retries: int) -> float:
 
 def _run_with_retries(task, request_id: str, operation: str) -> None:  # type: ignore[no-untyped-def]
     try:
-        provisioning.run(request_id, operation)
+        outcome = provisioning.run(request_id, operation, first_delivery=task.request.retries == 0)
+    except (OperationalError, InterfaceError) as exc:
+        # The database went away under us (restart, failover, a killed connection): drop the
+        # dead connection and try again; every step looks before it acts, so nothing repeats.
+        logger.warning("database error on %s %s, retrying: %s", operation, request_id, exc)
+        connection.close()
+        raise task.retry(exc=exc, countdown=_backoff(task.request.retries), max_retries=10) from None
     except TransientAwsError as exc:
         if task.request.retries >= settings.PROVISIONING_MAX_RETRIES:
             provisioning.give_up(request_id, operation, exc)
             return
         logger.warning("transient AWS error on %s %s, retrying: %s", operation, request_id, exc)
         raise task.retry(exc=exc, countdown=_backoff(task.request.retries)) from None
+    if outcome == "leased":
+        # Another worker holds it: look again once its lease could have run out, rather than
+        # dropping the message and waiting for the sweeper.
+        raise task.retry(countdown=min(60, settings.WORK_LEASE_SECONDS), max_retries=20)
 
 
 @shared_task(bind=True, acks_late=True, max_retries=None)

@@ -93,14 +93,14 @@ def request_new(request: HttpRequest) -> HttpResponse:
         draft = form.draft()
         if "check" in request.POST:
             evaluation = services.peering_request_evaluate(
-                draft=draft, department_ids=permissions.department_ids(request.user)
+                draft=draft, department_ids=permissions.department_ids(request.user), viewer=request.user
             )
         else:
             try:
                 created = services.peering_request_submit(actor=request.user, draft=draft)
             except services.ChecksFailed as exc:
                 evaluation = services.peering_request_evaluate(
-                    draft=draft, department_ids=permissions.department_ids(request.user)
+                    draft=draft, department_ids=permissions.department_ids(request.user), viewer=request.user
                 )
                 messages.error(request, f"The request was not filed: {exc.detail}")
             else:
@@ -125,7 +125,7 @@ def request_check(request: HttpRequest) -> HttpResponse:
         blocked = "; ".join(f"{form.fields[name].label}: {' '.join(errors)}" for name, errors in invalid.items())
     elif draft.requester_vpc and draft.accepter_vpc:
         evaluation = services.peering_request_evaluate(
-            draft=draft, department_ids=permissions.department_ids(request.user)
+            draft=draft, department_ids=permissions.department_ids(request.user), viewer=request.user
         )
         blocked = "; ".join(c["code"] for c in evaluation.checks if c["status"] == "fail")
         if blocked:

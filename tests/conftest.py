@@ -29,6 +29,28 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
+    """Tests of PostgreSQL's own failures cannot run on SQLite: deselect them there, loudly."""
+    from django.conf import settings
+
+    if settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        return
+    chosen = [i for i in items if i.get_closest_marker("postgres") is None]
+    dropped = [i for i in items if i.get_closest_marker("postgres") is not None]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = chosen
+        config._postgres_only_deselected = len(dropped)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: Any) -> None:
+    count = getattr(config, "_postgres_only_deselected", 0)
+    if count:
+        terminalreporter.write_line(
+            f"{count} PostgreSQL-only test(s) deselected: this run uses SQLite; set DATABASE_URL to run them"
+        )
+
+
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings: Any) -> None:
     """PBKDF2 costs ~0.2 s a password by design; the demo world sets six per test."""

@@ -141,7 +141,9 @@ def test_duplicate_peering_is_refused_in_either_direction(world: dict[str, Any],
     assert "services-use1" in error["detail"] and "finance-app" in error["detail"]
     assert "the same direction" in error["detail"]
 
-    # nina is in platform, so services-use1 is hers to file from.
+    # nina is in platform, so services-use1 is hers to file from; finance-app gets an owner so it
+    # is a peer she may see and request (without one it is not found for her, see below).
+    finance.owners.add(world["users"]["fiona"])
     reverse = api("nina").post(URL, _body(services_vpc, finance), format="json")
     assert reverse.status_code == 400
     error = _error(reverse, "duplicate_peering")
@@ -175,7 +177,9 @@ def test_another_departments_vpc_cannot_be_the_requester(world: dict[str, Any], 
     assert response.status_code == 400
     error = _error(response, "not_your_vpc")
     assert error["attr"] == "requester_vpc"
-    assert "hr-portal" in error["detail"] and "333333333333" in error["detail"]
+    # It names the VPC id the caller sent, and reveals nothing about another department's VPC.
+    assert hr.vpc_id in error["detail"] and "department" in error["detail"]
+    assert "hr-portal" not in error["detail"] and "333333333333" not in error["detail"]
     assert PeeringRequest.objects.count() == 0
     _assert_sandbox_untouched(world["before"])
 
@@ -440,3 +444,30 @@ def test_two_concurrent_approvals_only_one_wins(demo_world: dict[str, Any], api:
     approvals = AuditEvent.objects.filter(action="request.approved", request_id=filed["id"])
     assert approvals.count() == 1
     assert approvals.get().actor_label == winners[0]
+
+
+def test_preflight_reveals_nothing_about_vpcs_the_caller_cannot_see(world: dict[str, Any], api: Any) -> None:
+    """harry (hr) may not see finance's VPC in /vpcs/, so pre-flight must not describe it either."""
+    vpcs = world["vpcs"]
+    harry = api("harry")
+    assert harry.get(f"/api/v1/vpcs/{vpcs['finance-app'].vpc_id}/").status_code == 404
+
+    as_requester = harry.post(
+        f"{URL}preflight/", _body(vpcs["finance-app"], vpcs["services-use1"]), format="json"
+    ).json()
+    assert [(c["code"], c["status"]) for c in as_requester["checks"]] == [("not_your_vpc", "fail")]
+    assert "finance-app" not in str(as_requester) and "10.1.0.0/16" not in str(as_requester)
+    assert as_requester["plan"] == []
+
+    as_peer = harry.post(f"{URL}preflight/", _body(vpcs["hr-portal"], vpcs["finance-app"]), format="json").json()
+    assert [c["code"] for c in as_peer["checks"] if c["status"] == "fail"] == ["vpc_not_found"]
+    assert "finance-app" not in str(as_peer) and "10.1.0.0/16" not in str(as_peer)
+
+    # A transitive route into a VPC harry cannot see is refused without naming that VPC.
+    transit = harry.post(
+        f"{URL}preflight/",
+        {**_body(vpcs["hr-portal"], vpcs["services-use1"]), "requester_destination_cidrs": ["10.3.0.0/16"]},
+        format="json",
+    ).json()
+    failure = next(c for c in transit["checks"] if c["code"] == "destination_outside_peer")
+    assert "eng-build" not in failure["detail"] and "not transitive" in failure["detail"]

@@ -341,16 +341,18 @@ CASES = [
     Case("vpc_ownership-pass", "fiona", FINANCE, SERVICES, "vpc_ownership", "pass",
          detail="finance-app (@finance-app) belongs to your department"),
     Case("not_your_vpc-fail-other-department", "fiona", "hr-portal", "services-euw1", "not_your_vpc", "fail",
-         detail="hr-portal (@hr-portal) (account 333333333333) does not belong to your department",
+         # Another department's VPC is named by the id the caller sent, and nothing more.
+         detail="@hr-portal is not one of your department's VPCs",
          form_refuses="requester_vpc"),
     Case("not_your_vpc-fail-owning-is-not-belonging", "sam", SERVICES, "services-euw1", "not_your_vpc", "fail",
-         detail="services-use1 (@services-use1) (account 111111111111) does not belong to your department",
+         detail="@services-use1 is not one of your department's VPCs",
          form_refuses="requester_vpc"),
     # accepter_owner / no_approver
     Case("accepter_owner-pass", "fiona", FINANCE, SERVICES, "accepter_owner", "pass",
          detail="services-use1 (@services-use1) has owners who can approve"),
-    Case("no_approver-fail", "fiona", FINANCE, "eng-build", "no_approver", "fail",
-         detail="eng-build (@eng-build) has no owners in the portal, so nobody could approve a peering with it",
+    # A peer of the caller's own department with no owners (another department's would be not found).
+    Case("no_approver-fail", "erin", "eng-build", "eng-sandbox", "no_approver", "fail",
+         detail="eng-sandbox (@eng-sandbox) has no owners in the portal, so nobody could approve a peering with it",
          form_refuses="accepter_vpc"),
     # cidr_overlap
     Case("cidr_overlap-pass", "fiona", FINANCE, SERVICES, "cidr_overlap", "pass",
@@ -368,7 +370,8 @@ CASES = [
                 "(request @earlier, pending_approval, the same direction); two VPCs can have only one"),
     Case("duplicate_peering-fail-active-opposite-direction", "fiona", FINANCE, SERVICES, "duplicate_peering", "fail",
          setup=hold(SERVICES, FINANCE, "active", by="nina", key="held"),
-         detail="(request @held, active, the opposite direction)"),
+         # fiona cannot open nina's request, so its id is not shown to her.
+         detail="(a request of another department, active, the opposite direction)"),
     Case("duplicate_peering-fail-aws-connection-not-made-by-portal", "fiona", FINANCE, SERVICES,
          "duplicate_peering", "fail", setup=aws_connection_not_made_by_portal,
          detail="(connection @pcx found in AWS, not made by the portal, @pcx_status, the same direction)"),
@@ -411,9 +414,10 @@ CASES = [
     Case("shared_address_space-absent", "fiona", FINANCE, SERVICES, "shared_address_space", None),
     # destination_outside_peer
     Case("destination_outside_peer-fail-transit-to-third-vpc", "fiona", FINANCE, SERVICES,
-         "destination_outside_peer", "fail", body={"requester_destination_cidrs": ["10.2.0.0/24"]},
-         detail="10.2.0.0/24 is not inside services-use1 (@services-use1)'s CIDRs (10.0.0.0/16): it belongs to "
-                "hr-portal (@hr-portal); peering is not transitive"),
+         "destination_outside_peer", "fail", body={"requester_destination_cidrs": ["10.100.1.0/24"]},
+         # Named because fiona may see services-euw1 (it has owners); a hidden VPC is not named.
+         detail="10.100.1.0/24 is not inside services-use1 (@services-use1)'s CIDRs (10.0.0.0/16): it belongs to "
+                "services-euw1 (@services-euw1); peering is not transitive"),
     Case("destination_outside_peer-fail-edge-to-edge", "fiona", FINANCE, SERVICES,
          "destination_outside_peer", "fail", body={"requester_destination_cidrs": ["192.168.0.0/24"]},
          detail="192.168.0.0/24 is not inside services-use1 (@services-use1)'s CIDRs (10.0.0.0/16): peering is not "
@@ -588,7 +592,7 @@ def test_check_is_the_same_through_service_api_and_form(world: World, client: An
 
     # 1. the service
     evaluation = services.peering_request_evaluate(
-        draft=services.PeeringDraft(**fields), department_ids=permissions.department_ids(user)
+        draft=services.PeeringDraft(**fields), department_ids=permissions.department_ids(user), viewer=user
     )
     checks = evaluation.checks
     _assert_row(case, checks, world)

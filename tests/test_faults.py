@@ -85,6 +85,7 @@ def test_worker_killed_mid_saga_is_recovered_by_the_sweeper_without_duplicates(
     assert tasks.sweep_stuck_work()["re_enqueued"] == 1
     done = wait_for_status(request_id, {"active", "failed"})
     assert done.status == "active", done.failure_reason
+    print(f"\nkilled after {kill_after}: active {time.monotonic() - killed_at:.1f} s after the kill (lease {LEASE} s)")
 
     vpcs = demo_world["vpcs"]
     connections = _pair_connections(vpcs["finance-app"].vpc_id, vpcs["services-use1"].vpc_id)
@@ -308,3 +309,66 @@ def test_redis_down_when_a_request_is_approved_delays_it_but_loses_nothing(
         on_redis.stop()
     assert done.status == "active", done.failure_reason
     print(f"\nbroker down at approval: active {recovered_in:.1f} s later (outage 5 s, lease {LEASE} s)")
+
+
+@pytest.mark.postgres
+def test_a_database_connection_killed_mid_task_is_recovered_by_the_task(
+    no_normal_worker: WorkerProcess, worker_env: dict[str, str], demo_world: dict[str, Any], api: Any,
+    tmp_path: Path,
+) -> None:
+    from django.db import connection
+
+    faulty = _faulty(worker_env, tmp_path, {"pause_after": {"CreateVpcPeeringConnection": 3}})
+    faulty.start()
+    try:
+        request_id = _file_and_approve(api, demo_world)
+        deadline = time.monotonic() + 30
+        events = PeeringRequest.objects.get(pk=request_id).events
+        while not events.filter(operation="CreateVpcPeeringConnection", result="started").exists():
+            assert time.monotonic() < deadline, "the worker never reached the create call"
+            time.sleep(0.05)
+        # While AWS is creating the connection, every server connection of the worker dies.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            assert cursor.fetchone()[0] >= 1
+        killed_at = time.monotonic()
+        done = wait_for_status(request_id, {"active", "failed"})
+    finally:
+        faulty.stop()
+    assert done.status == "active", done.failure_reason
+    print(f"\ndatabase connection killed mid-task: active {time.monotonic() - killed_at:.1f} s later")
+    vpcs = demo_world["vpcs"]
+    connections = _pair_connections(vpcs["finance-app"].vpc_id, vpcs["services-use1"].vpc_id)
+    assert [c["VpcPeeringConnectionId"] for c in connections] == [done.aws_peering_connection_id]
+    assert "database error on provision" in (tmp_path / "faulty.log").read_text()
+    assert done.events.filter(operation="CreateVpcPeeringConnection", result="started").count() == 1
+
+
+def test_a_task_that_kills_its_worker_every_time_ends_failed_instead_of_looping(
+    no_normal_worker: WorkerProcess, worker_env: dict[str, str], demo_world: dict[str, Any], api: Any,
+    settings: Any, tmp_path: Path,
+) -> None:
+    settings.WORK_LEASE_SECONDS = LEASE
+    faults = {"kill_after": "CreateRoute", "kill_times": 99, "kill_count_file": str(tmp_path / "kills")}
+    env = {"MAX_TASK_DELIVERIES": "2"}
+    faulty = _faulty({**worker_env, **env}, tmp_path, faults)
+    faulty.start()
+    request_id = _file_and_approve(api, demo_world)
+    for _ in range(2):  # first delivery, then one redelivery by the sweeper: both die in CreateRoute
+        assert faulty.wait_exit(60) == -9
+        killed_at = time.monotonic()
+        faulty.start()
+        time.sleep(max(0.0, LEASE + 1 - (time.monotonic() - killed_at)))
+        assert tasks.sweep_stuck_work()["re_enqueued"] == 1
+    try:
+        failed = wait_for_status(request_id, {"active", "failed"})
+    finally:
+        faulty.stop()
+    assert failed.status == "failed"
+    assert "delivered 3 times without finishing" in failed.failure_reason
+    assert (tmp_path / "kills").read_text() == "2"
+    # Giving up undoes what the portal made, as any permanent failure does.
+    assert _routes_to(failed.events.get(action="provisioning.connection_recorded").data["connection_id"]) == []

@@ -152,7 +152,7 @@ class PeeringRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
         data = s.PreflightInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         evaluation = services.peering_request_evaluate(
-            draft=_draft(data.validated_data), department_ids=permissions.department_ids(request.user)
+            draft=_draft(data.validated_data), department_ids=permissions.department_ids(request.user), viewer=request.user
         )
         return Response({"ok": evaluation.ok, "checks": evaluation.checks, "plan": evaluation.operations})
 

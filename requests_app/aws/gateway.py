@@ -327,11 +327,24 @@ class AwsGateway:
         return result
 
     def describe_route_tables(
-        self, account: AccountRef, region: str, route_table_ids: list[str] | None = None
+        self, account: AccountRef, region: str, route_table_ids: list[str] | None = None, *, skip_missing: bool = False
     ) -> list[RouteTableInfo]:
+        """The route tables; with `skip_missing`, ids deleted in AWS are left out instead of failing
+        the whole call (AWS answers InvalidRouteTableID.NotFound if any one id is gone)."""
         ec2 = self.ec2(account, region)
         kwargs: dict[str, Any] = {"RouteTableIds": route_table_ids} if route_table_ids else {}
-        tables = self._call(ec2, "describe_route_tables", **kwargs)["RouteTables"]
+        try:
+            tables = self._call(ec2, "describe_route_tables", **kwargs)["RouteTables"]
+        except AwsError as exc:
+            if not (skip_missing and route_table_ids and exc.code == "InvalidRouteTableID.NotFound"):
+                raise
+            if len(route_table_ids) == 1:
+                return []
+            return [
+                table
+                for table_id in route_table_ids
+                for table in self.describe_route_tables(account, region, [table_id], skip_missing=True)
+            ]
         return [
             RouteTableInfo(
                 route_table_id=t["RouteTableId"],
