@@ -142,3 +142,36 @@ def test_metrics_count_requests_by_status_aws_calls_and_drift(client: Client, de
     settings.METRICS_TOKEN = "s3cret"
     assert client.get("/metrics").status_code == 401
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret").status_code == 200
+
+
+def test_a_worker_refuses_to_start_with_task_limits_above_the_visibility_timeout(settings) -> None:
+    from django.core.exceptions import ImproperlyConfigured
+
+    from peering_portal.celery import _check_time_limits
+
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 600}
+    settings.CELERY_TASK_TIME_LIMIT = 900
+    with pytest.raises(ImproperlyConfigured, match=r"\(900s\) must be below the broker's visibility timeout \(600s\)"):
+        _check_time_limits()
+    settings.CELERY_TASK_TIME_LIMIT = 300
+    _check_time_limits()  # fine: a task ends before Redis would hand it to another worker
+
+
+@pytest.mark.django_db
+def test_inventory_shows_admins_the_peerings_the_portal_did_not_make(client: Client, demo_world: dict) -> None:
+    from requests_app import inventory
+    from requests_app.models import AwsAccount
+    from tests.conftest import ec2_as
+
+    vpcs = demo_world["vpcs"]
+    by_hand = ec2_as("444444444444", "us-east-1").create_vpc_peering_connection(
+        VpcId=vpcs["eng-build"].vpc_id, PeerVpcId=vpcs["services-use1"].vpc_id,
+        PeerOwnerId="111111111111", PeerRegion="us-east-1",
+    )["VpcPeeringConnection"]["VpcPeeringConnectionId"]
+    inventory.sync_account(AwsAccount.objects.get(account_id="444444444444"))
+
+    client.force_login(demo_world["users"]["admin"])
+    page = client.get("/inventory/").content.decode()
+    assert "Peerings not made by the portal" in page and by_hand in page
+    client.force_login(demo_world["users"]["erin"])
+    assert by_hand not in client.get("/inventory/").content.decode()  # admins only
