@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from requests_app.domain.status import Status
-from requests_app.models import PeeringRequest, Vpc
+from requests_app.models import PeeringRequest
 
 
 def department_ids(user: Any) -> set[int]:
@@ -51,9 +51,6 @@ def is_accepter_owner(user: Any, request: PeeringRequest) -> bool:
 def can_view_request(user: Any, request: PeeringRequest) -> bool:
     return is_admin(user) or is_requester_side(user, request) or is_accepter_owner(user, request)
 
-
-def can_use_as_requester(user: Any, vpc: Vpc) -> bool:
-    return vpc.account.department_id in department_ids(user)
 
 
 def why_not_decide(user: Any, request: PeeringRequest) -> str | None:

@@ -566,7 +566,7 @@ class Saga:
             lambda: self.gateway.describe_peering(self.sides.requester, self.sides.requester_region, connection_id),
             connection_id=connection_id,
         )
-        if info is None or info.status in {"deleted", "deleting", "failed", "rejected", "expired"}:
+        if info is None or info.is_gone:
             # AWS removes failed, rejected and expired connections itself.
             return f"{connection_id} is {info.status if info else 'gone'} in AWS, so there is nothing to delete"
         try:

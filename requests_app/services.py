@@ -49,7 +49,7 @@ class PortalError(Exception):
 
 
 class ChecksFailed(PortalError):
-    def __init__(self, results: list[rules.CheckResult]) -> None:
+    def __init__(self, results: list[rules.CheckResult], evaluation: Evaluation | None = None) -> None:
         failed = rules.failures(results)
         super().__init__(
             failed[0].code if failed else "checks_failed",
@@ -57,6 +57,7 @@ class ChecksFailed(PortalError):
             checks=[r.as_dict() for r in results],
         )
         self.results = results
+        self.evaluation = evaluation  # the checks and plan as evaluated, for pages that show them
 
 
 # --- evaluating a request (pre-flight) --------------------------------------------------------
@@ -457,7 +458,7 @@ def _enqueue_on_commit(task_name: str, request_id: Any) -> None:
 def peering_request_submit(*, actor: Any, draft: PeeringDraft) -> PeeringRequest:
     evaluation = peering_request_evaluate(draft=draft, department_ids=permissions.department_ids(actor), viewer=actor)
     if not evaluation.ok:
-        raise ChecksFailed(evaluation.results)
+        raise ChecksFailed(evaluation.results, evaluation)
     assert evaluation.requester and evaluation.accepter
     with transaction.atomic():
         try:

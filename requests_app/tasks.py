@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from requests_app import provisioning
 from requests_app.aws.gateway import TransientAwsError
-from requests_app.domain.status import Status
+from requests_app.domain.status import WORK_IN_FLIGHT, Status
 from requests_app.models import PeeringRequest
 
 logger = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ def sweep_stuck_work() -> dict[str, int]:
     """Re-enqueue work that made no progress within its lease (lost message, dead worker, broker down)."""
     cutoff = timezone.now() - timedelta(seconds=settings.WORK_LEASE_SECONDS)
     stuck = PeeringRequest.objects.filter(
-        status__in=[Status.APPROVED, Status.PROVISIONING, Status.DECOMMISSIONING],
+        status__in=list(WORK_IN_FLIGHT),
         updated_at__lt=cutoff,
     ).values_list("pk", "status")
     sent = 0

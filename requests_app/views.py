@@ -99,7 +99,7 @@ def request_new(request: HttpRequest) -> HttpResponse:
             try:
                 created = services.peering_request_submit(actor=request.user, draft=draft)
             except services.ChecksFailed as exc:
-                evaluation = services.peering_request_evaluate(
+                evaluation = exc.evaluation or services.peering_request_evaluate(
                     draft=draft, department_ids=permissions.department_ids(request.user), viewer=request.user
                 )
                 messages.error(request, f"The request was not filed: {exc.detail}")

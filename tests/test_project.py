@@ -6,6 +6,7 @@ import io
 import re
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -175,3 +176,15 @@ def test_inventory_shows_admins_the_peerings_the_portal_did_not_make(client: Cli
     assert "Peerings not made by the portal" in page and by_hand in page
     client.force_login(demo_world["users"]["erin"])
     assert by_hand not in client.get("/inventory/").content.decode()  # admins only
+
+
+@pytest.mark.django_db
+def test_audit_page_links_to_older_events_keep_the_filters(client: Client, django_user_model: Any) -> None:
+    from requests_app import audit
+
+    for n in range(101):  # 100 a page
+        audit.record(action="probe.event", actor_label="test", message=str(n))
+    client.force_login(django_user_model.objects.create_superuser("auditor", password="x-long-password-1"))
+    page = client.get("/audit/", {"action": "probe.event"}).content.decode()
+    assert "page 1 of 2" in page
+    assert 'href="?action=probe.event&amp;page=2"' in page

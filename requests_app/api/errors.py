@@ -17,8 +17,6 @@ from requests_app.services import PortalError
 
 logger = logging.getLogger(__name__)
 
-# DRF's own codes, renamed where the portal promises a different one.
-_CODE_ALIASES = {"not_authenticated": "not_authenticated", "authentication_failed": "authentication_failed"}
 
 
 def _flatten(detail: Any, attr: str | None = None) -> list[dict[str, Any]]:
@@ -37,7 +35,7 @@ def _flatten(detail: Any, attr: str | None = None) -> list[dict[str, Any]]:
                 errors += _flatten(item, attr)
         return errors
     code = getattr(detail, "code", None) or "error"
-    return [{"code": _CODE_ALIASES.get(code, code), "detail": str(detail), "attr": attr}]
+    return [{"code": code, "detail": str(detail), "attr": attr}]
 
 
 def error_body(kind: str, errors: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
