@@ -36,7 +36,6 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -54,6 +53,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "requests_app.middleware.ApiJsonErrorsMiddleware",
     "requests_app.middleware.RequestIdLoggingMiddleware",
+    "requests_app.middleware.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "peering_portal.urls"
@@ -128,6 +128,17 @@ SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE = not DEBUG
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# No inline scripts anywhere; the portal's pages have no inline styles either. The admin and the
+# API docs (Swagger UI, Redoc) style elements inline and Redoc runs a worker from a blob.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+CONTENT_SECURITY_POLICY_RELAXED = CONTENT_SECURITY_POLICY.replace(
+    "style-src 'self'", "style-src 'self' 'unsafe-inline'"
+).replace("connect-src 'self'", "connect-src 'self'; worker-src 'self' blob:")
+CSP_RELAXED_PATHS = ["/admin/", "/api/docs/", "/api/redoc/"]
 if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
     SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31536000)
@@ -140,6 +151,14 @@ CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "peering-portal@localhost")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
+# The portal's address as users reach it, for links in notification emails.
+PORTAL_BASE_URL = env_str("PORTAL_BASE_URL", "http://127.0.0.1:8000")
 
 LOG_FORMAT = env_str("LOG_FORMAT", "plain")  # or "json": one object per line
 LOGGING = {
@@ -164,17 +183,37 @@ LOGGING = {
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 
 # --- REST API -----------------------------------------------------------------------------
+# The cache holds the API's rate-limit counters, so every web process must share it: Redis
+# (CACHE_URL=redis://…) across hosts, or by default files under var/cache on one host.
+CACHE_URL = env_str("CACHE_URL", "")
+if CACHE_URL.startswith(("redis://", "rediss://")):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}}
+else:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(VAR_DIR / "cache")}
+    }
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "requests_app.tokens.HashedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "requests_app.api.pagination.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "requests_app.api.errors.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "requests_app.api.throttling.AnonRateThrottle",
+        "requests_app.api.throttling.TokenRateThrottle",
+        "requests_app.api.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env_str("API_THROTTLE_ANON", "60/min"),
+        "token": env_str("API_THROTTLE_TOKEN", "600/min"),
+        "user": env_str("API_THROTTLE_USER", "1200/min"),
+    },
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
@@ -187,6 +226,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "requests_app.api.schema.add_common_responses",
+    ],
 }
 
 # --- Celery -------------------------------------------------------------------------------
@@ -244,8 +287,18 @@ PROVISIONING_MAX_RETRIES = env_int("PROVISIONING_MAX_RETRIES", 6, minimum=0)
 # worker every time) ends `failed` for an operator instead of looping.
 MAX_TASK_DELIVERIES = env_int("MAX_TASK_DELIVERIES", 12, minimum=2)
 # Like AWS's own expiry of a pending-acceptance connection.
+# Approvers see requests waiting longer than this flagged as overdue.
+APPROVAL_SLA_HOURS = env_int("APPROVAL_SLA_HOURS", 24, minimum=1)
 PENDING_APPROVAL_TTL_SECONDS = env_int("PENDING_APPROVAL_TTL_SECONDS", 7 * 24 * 3600, minimum=60)
 WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", False)
+# Tokens from POST /api/v1/auth/token/ expire after this many days (0: never); named tokens
+# made at /api/v1/tokens/ choose their own expiry.
+API_TOKEN_DEFAULT_TTL_DAYS = env_int("API_TOKEN_DEFAULT_TTL_DAYS", 90, minimum=0)
+# Webhook deliveries: attempt n+1 waits base * 3^(n-1) seconds (capped at an hour), at most
+# WEBHOOK_MAX_ATTEMPTS attempts (8 spans about two hours); each POST times out after WEBHOOK_TIMEOUT_SECONDS.
+WEBHOOK_RETRY_BASE_SECONDS = float(env_str("WEBHOOK_RETRY_BASE_SECONDS", "10"))
+WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 8, minimum=1)
+WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10, minimum=1)
 # Checks warn when the inventory they used is older than this.
 INVENTORY_MAX_AGE_SECONDS = env_int("INVENTORY_MAX_AGE_SECONDS", 24 * 3600, minimum=60)
 PEERING_TAG_KEY = "peering-portal:request-id"

@@ -1,15 +1,20 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 
+from requests_app import services
 from requests_app.models import (
+    ApiToken,
     AuditEvent,
     AwsAccount,
     Department,
+    Notification,
     ObservedPeering,
     PeeringRequest,
     RouteTable,
     Vpc,
     VpcCidr,
     Webhook,
+    WebhookAttempt,
+    WebhookDelivery,
 )
 
 
@@ -81,7 +86,58 @@ class ObservedPeeringAdmin(PeeringRequestAdmin):
     list_filter = ["status"]
 
 
+@admin.register(Notification)
+class NotificationAdmin(PeeringRequestAdmin):
+    list_display = ["id", "created_at", "event", "recipients", "state", "attempts", "sent_at"]
+    list_filter = ["state", "event"]
+    search_fields = ["subject", "recipients"]
+
+
 @admin.register(Webhook)
 class WebhookAdmin(admin.ModelAdmin):
     list_display = ["url", "events", "active", "created_at"]
     exclude = ["secret"]
+
+
+class WebhookAttemptInline(admin.TabularInline):
+    model = WebhookAttempt
+    extra = 0
+    can_delete = False
+    readonly_fields = ["number", "started_at", "status_code", "latency_ms", "error", "response_excerpt"]
+
+    def has_add_permission(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return False
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(PeeringRequestAdmin):
+    """The delivery log; resend goes through the use case, so it is audited."""
+
+    list_display = ["message_id", "webhook", "event_type", "state", "attempts", "last_status_code", "created_at"]
+    list_filter = ["state", "event_type", "webhook"]
+    search_fields = ["message_id", "event_type"]
+    inlines = [WebhookAttemptInline]
+    actions = ["resend"]
+
+    @admin.action(description="Resend (same webhook-id)")
+    def resend(self, request, queryset):  # type: ignore[no-untyped-def]
+        for delivery in queryset:
+            services.webhook_resend(actor=request.user, webhook_id=delivery.webhook_id, message_id=delivery.message_id)
+        messages.success(request, f"{queryset.count()} delivery(ies) queued again.")
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(PeeringRequestAdmin):
+    """Tokens by name and prefix; the key itself is nowhere to show."""
+
+    list_display = ["name", "user", "prefix", "read_only", "created_at", "expires_at", "revoked_at", "last_used_at"]
+    list_filter = ["read_only"]
+    search_fields = ["name", "prefix", "user__username"]
+    exclude = ["key_hash"]
+    actions = ["revoke"]
+
+    @admin.action(description="Revoke")
+    def revoke(self, request, queryset):  # type: ignore[no-untyped-def]
+        for token in queryset:
+            services.api_token_revoke(actor=request.user, token_id=token.pk)
+        messages.success(request, f"{queryset.count()} token(s) revoked.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,8 +21,9 @@ from requests_app.models import AuditChainHead, AuditEvent, PeeringRequest
 GENESIS = "0" * 64
 
 
-def canonical_payload(event: AuditEvent) -> str:
-    fields = {
+def canonical_fields(event: AuditEvent) -> dict[str, Any]:
+    """The fields an event's hash covers (with `prev_hash`), as JSON-ready values."""
+    return {
         "request": str(event.request_id) if event.request_id else None,
         "actor": event.actor_id,
         "actor_label": event.actor_label,
@@ -38,7 +40,47 @@ def canonical_payload(event: AuditEvent) -> str:
         "created_at": event.created_at.isoformat(),
         "prev_hash": event.prev_hash,
     }
-    return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def canonical_payload(event: AuditEvent) -> str:
+    return json.dumps(canonical_fields(event), sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+# --- exports: every hashed field plus the id and hash, so an auditor can verify offline ---------
+def _export_rows(events: Any) -> Iterator[dict[str, Any]]:
+    for event in events.iterator(chunk_size=2000):
+        yield {"id": event.id, **canonical_fields(event), "hash": event.hash}
+
+
+def export_jsonl(events: Any) -> Iterator[str]:
+    """One JSON object per line; drop `id` and `hash`, dump the rest canonically, SHA-256 it: `hash`."""
+    for row in _export_rows(events):
+        yield json.dumps(row, sort_keys=True, ensure_ascii=False, default=str) + "\n"
+
+
+def export_csv(events: Any) -> Iterator[str]:
+    """The same rows as CSV; `data` is its canonical JSON text and `request`/`actor` are blank for null."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    header = ["id", *CANONICAL_KEYS, "hash"]
+    writer.writerow(header)
+    for row in _export_rows(events):
+        row["data"] = json.dumps(row["data"], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        writer.writerow(["" if row[key] is None else row[key] for key in header])
+        if buffer.tell() > 64_000:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+CANONICAL_KEYS = (
+    "request", "actor", "actor_label", "action", "from_status", "to_status", "operation", "account_id",
+    "region", "result", "error_code", "message", "data", "created_at", "prev_hash",
+)
 
 
 def compute_hash(event: AuditEvent) -> str:

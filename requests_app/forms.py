@@ -46,14 +46,17 @@ class PeeringRequestForm(forms.Form):
         self.fields["requester_vpc"].choices = [("", "— choose —")] + [
             (v.vpc_id, f"{v.label} · {v.region} · {', '.join(v.cidr_list())}") for v in mine
         ]
-        self.fields["accepter_vpc"].choices = [("", "— choose —")] + [
-            (
-                v.vpc_id,
-                f"{'★ Services VPC · ' if v.is_services_vpc else ''}{v.label} · {v.region} · "
-                f"{', '.join(v.cidr_list())} · owners: {', '.join(sorted(u.username for u in v.owners.all()))}",
-            )
-            for v in peers
-        ]
+        def peer_choice(v: Any) -> tuple[str, str]:
+            owners = ", ".join(sorted(u.username for u in v.owners.all()))
+            star = "★ Services VPC · " if v.is_services_vpc else ""
+            return v.vpc_id, f"{star}{v.label} · {v.region} · {', '.join(v.cidr_list())} · owners: {owners}"
+
+        hubs = [peer_choice(v) for v in peers if v.is_services_vpc]
+        others = [peer_choice(v) for v in peers if not v.is_services_vpc]
+        # Services VPCs first: they are what nearly every request peers with.
+        self.fields["accepter_vpc"].choices = [("", "— choose —"), ("Services VPCs", hubs)] + (
+            [("Other VPCs with owners", others)] if others else []
+        )
         self.fields["requester_route_tables"].choices = _table_choices(mine)
         self.fields["accepter_route_tables"].choices = _table_choices(peers)
 
@@ -87,3 +90,35 @@ def _table_choices(vpcs: list[Any]) -> list[tuple[str, str]]:
 
 class CommentForm(forms.Form):
     comment = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False, max_length=4000)
+
+
+class AuditFilterForm(forms.Form):
+    """The audit page's and exports' filters; every field optional, invalid ones ignored."""
+
+    request = forms.UUIDField(label="Request id", required=False)
+    actor = forms.CharField(label="Who", required=False, max_length=150, help_text="user name, or worker / reconciler")
+    action = forms.CharField(label="Action", required=False, max_length=64, help_text="e.g. request.approved")
+    since = forms.DateTimeField(
+        label="From (UTC)", required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+    )
+    until = forms.DateTimeField(
+        label="Until (UTC)", required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+    )
+
+    def filter(self, events: Any) -> Any:
+        if not self.is_bound:
+            return events
+        if not self.is_valid():
+            return events.none()  # an unreadable filter matches nothing, rather than everything
+        data = self.cleaned_data
+        if data.get("request"):
+            events = events.filter(request_id=data["request"])
+        if data.get("actor"):
+            events = events.filter(actor_label__istartswith=data["actor"])
+        if data.get("action"):
+            events = events.filter(action__startswith=data["action"])
+        if data.get("since"):
+            events = events.filter(created_at__gte=data["since"])
+        if data.get("until"):
+            events = events.filter(created_at__lte=data["until"])
+        return events

@@ -60,3 +60,27 @@ class RequestIdLoggingMiddleware:
 
         if "pk" in kwargs:
             current_request_id.set(str(kwargs["pk"]))
+
+
+class ContentSecurityPolicyMiddleware:
+    """Send `settings.CONTENT_SECURITY_POLICY`: scripts and styles from this origin only.
+
+    The portal's own pages have no inline script or style. Django's admin and the API
+    documentation pages (Redoc, Swagger UI) set inline styles, so paths in
+    `CSP_RELAXED_PATHS` also allow those; inline scripts stay forbidden everywhere.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        from django.conf import settings
+
+        self.get_response = get_response
+        self.policy = settings.CONTENT_SECURITY_POLICY
+        self.relaxed = settings.CONTENT_SECURITY_POLICY_RELAXED
+        self.relaxed_paths = tuple(settings.CSP_RELAXED_PATHS)
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if self.policy and "Content-Security-Policy" not in response:
+            relaxed = request.path.startswith(self.relaxed_paths)
+            response["Content-Security-Policy"] = self.relaxed if relaxed else self.policy
+        return response

@@ -14,7 +14,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from requests_app import audit, logs, services
+from requests_app import audit, events, logs, services
 from requests_app.aws.gateway import AwsGateway, get_gateway
 from requests_app.domain.status import Status
 from requests_app.inventory import account_ref
@@ -109,6 +109,7 @@ def _reconcile(request_id: Any, gateway: AwsGateway) -> dict[str, Any] | None:
                 message="; ".join(f["detail"] for f in findings) or "AWS matches the portal again",
                 data={"findings": findings},
             )
+            events.drift_changed(request, findings)
     if findings:
         logger.warning("drift on %s: %s", request.pk, findings)
     return drift

@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from requests_app import audit, permissions, selectors
+from requests_app import audit, events, permissions, selectors
 from requests_app.domain import checks as rules
 from requests_app.domain.plan import PeeringPlan, RouteSpec, build_routes
 from requests_app.domain.status import LIVE_STATUSES, InvalidTransition, Status, check_transition
@@ -438,6 +438,7 @@ def request_transition(
             message=message,
             data=data,
         )
+        events.status_changed(request, target, message, action=action)
     return request
 
 
@@ -494,6 +495,7 @@ def peering_request_submit(*, actor: Any, draft: PeeringDraft) -> PeeringRequest
             message=draft.justification,
             data={"external_ref": draft.external_ref, "checks": evaluation.checks},
         )
+        events.request_filed(request)
     return request
 
 
@@ -661,7 +663,7 @@ def aws_account_sync(*, actor: Any, account_id: str) -> dict[str, object]:
 
 
 # --- webhooks -------------------------------------------------------------------------------
-def _refuse_private_destination(url: str) -> None:
+def refuse_private_destination(url: str) -> None:
     """No webhooks into loopback, link-local (instance metadata) or private ranges, unless allowed."""
     import ipaddress
     import socket
@@ -687,17 +689,106 @@ def _refuse_private_destination(url: str) -> None:
             )
 
 
-def webhook_register(*, actor: Any, url: str, events: list[str], active: bool = True) -> Any:
-    import secrets
+def _check_event_types(events: list[str]) -> None:
+    from requests_app.webhooks import EVENT_TYPES, WILDCARDS
 
+    unknown = sorted(set(events) - set(EVENT_TYPES) - set(WILDCARDS))
+    if unknown:
+        raise PortalError(
+            "unknown_event_type",
+            f"no such event type: {', '.join(unknown)}; choose from {', '.join(WILDCARDS + EVENT_TYPES)}",
+            attr="events",
+        )
+
+
+def webhook_register(*, actor: Any, url: str, events: list[str], active: bool = True) -> Any:
     from requests_app.models import Webhook
+    from requests_app.webhooks import new_secret
 
     if not permissions.is_admin(actor):
         raise PortalError("permission_denied", "Only administrators register webhooks.", status=403)
-    _refuse_private_destination(url)
+    _check_event_types(events)
+    refuse_private_destination(url)
     with transaction.atomic():
-        hook = Webhook.objects.create(
-            url=url, events=events, active=active, created_by=actor, secret="whsec_" + secrets.token_urlsafe(32)
-        )
+        hook = Webhook.objects.create(url=url, events=events, active=active, created_by=actor, secret=new_secret())
         audit.record(action="webhook.registered", actor=actor, data={"url": url, "events": events})
     return hook
+
+
+def webhook_update(*, actor: Any, webhook_id: int, **changes: Any) -> Any:
+    """Change an endpoint's URL, events or active flag (admins); the secret never changes here."""
+    from requests_app.models import Webhook
+
+    if not permissions.is_admin(actor):
+        raise PortalError("permission_denied", "Only administrators change webhooks.", status=403)
+    if "events" in changes:
+        _check_event_types(changes["events"])
+    if "url" in changes:
+        refuse_private_destination(changes["url"])
+    with transaction.atomic():
+        hook = Webhook.objects.select_for_update().filter(pk=webhook_id).first()
+        if hook is None:
+            raise PortalError("not_found", "No such webhook.", status=404)
+        for name, value in changes.items():
+            setattr(hook, name, value)
+        hook.save(update_fields=list(changes))
+        audit.record(action="webhook.changed", actor=actor, data={"webhook": hook.pk, **changes})
+    return hook
+
+
+def webhook_resend(*, actor: Any, webhook_id: int, message_id: str) -> Any:
+    """Send a delivery again, with the same webhook-id (admins)."""
+    from requests_app import webhooks
+    from requests_app.models import WebhookDelivery
+
+    if not permissions.is_admin(actor):
+        raise PortalError("permission_denied", "Only administrators resend webhooks.", status=403)
+    with transaction.atomic():
+        delivery = WebhookDelivery.objects.filter(webhook_id=webhook_id, message_id=message_id).first()
+        if delivery is None:
+            raise PortalError("not_found", "No such delivery.", status=404)
+        webhooks.resend(delivery)
+        audit.record(
+            action="webhook.resent", actor=actor, request=delivery.request,
+            data={"webhook": webhook_id, "message_id": message_id, "event_type": delivery.event_type},
+        )
+    delivery.refresh_from_db()
+    return delivery
+
+
+# --- API tokens ------------------------------------------------------------------------------
+def api_token_create(*, actor: Any, name: str, read_only: bool = False, expires_at: Any = None) -> tuple[Any, str]:
+    """A named token for the caller; the key is returned once and only its hash is kept."""
+    from requests_app import tokens
+
+    if expires_at is not None and expires_at <= timezone.now():
+        raise PortalError("invalid_expiry", "expires_at must be in the future.", attr="expires_at")
+    with transaction.atomic():
+        token, key = tokens.issue(actor, name, read_only=read_only, expires_at=expires_at)
+        audit.record(
+            action="token.created", actor=actor,
+            data={"token": token.pk, "name": name, "prefix": token.prefix, "read_only": read_only,
+                  "expires_at": expires_at.isoformat() if expires_at else None},
+        )
+    return token, key
+
+
+def api_token_revoke(*, actor: Any, token_id: Any) -> Any:
+    """Revoke one of your tokens (administrators: anyone's). Others' tokens answer 404."""
+    from requests_app.models import ApiToken
+
+    with transaction.atomic():
+        tokens = ApiToken.objects.select_for_update()
+        if not permissions.is_admin(actor):
+            tokens = tokens.filter(user=actor)
+        token = tokens.filter(pk=token_id).first() if str(token_id).isdigit() else None
+        if token is None:
+            raise PortalError("not_found", "No such token.", status=404)
+        if token.revoked_at is None:
+            token.revoked_at = timezone.now()
+            token.save(update_fields=["revoked_at"])
+            audit.record(
+                action="token.revoked", actor=actor,
+                data={"token": token.pk, "name": token.name, "prefix": token.prefix, "owner": token.user.username},
+            )
+    return token

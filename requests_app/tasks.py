@@ -9,12 +9,13 @@ from datetime import timedelta
 from celery import shared_task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
+from django.db.models import F, Q
 from django.utils import timezone
 
-from requests_app import provisioning
+from requests_app import provisioning, webhooks
 from requests_app.aws.gateway import TransientAwsError
 from requests_app.domain.status import WORK_IN_FLIGHT, Status
-from requests_app.models import PeeringRequest
+from requests_app.models import Notification, PeeringRequest
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +76,64 @@ def sweep_stuck_work() -> dict[str, int]:
         sent += 1
     if sent:
         logger.info("sweeper re-enqueued %d stuck request(s)", sent)
-    return {"re_enqueued": sent}
+    # Notifications whose task was lost (broker down at commit, worker died mid-send).
+    # One never tried within a couple of minutes, or whose last try is older than any backoff.
+    now = timezone.now()
+    lost = Notification.objects.filter(state=Notification.State.PENDING).filter(
+        Q(attempts=0, created_at__lt=now - timedelta(seconds=NOTIFICATION_RESEND_AFTER_SECONDS))
+        | Q(last_attempt_at__lt=now - timedelta(seconds=NOTIFICATION_MAX_BACKOFF_SECONDS * 2))
+    )
+    resent = 0
+    for pk in lost.values_list("pk", flat=True)[:500]:
+        deliver_notification.delay(pk)
+        resent += 1
+    # Webhook deliveries overdue by a minute: their task was lost, or its worker died mid-send.
+    overdue = webhooks.overdue(grace_seconds=60)
+    for pk in overdue:
+        deliver_webhook.delay(pk)
+    return {"re_enqueued": sent, "notifications_resent": resent, "webhooks_resent": len(overdue)}
+
+
+@shared_task(acks_late=True)
+def deliver_webhook(delivery_id: int) -> str:
+    """One attempt at one webhook delivery; a failure schedules the next attempt with backoff."""
+    outcome = webhooks.attempt(delivery_id)
+    if outcome.state == "retry":
+        deliver_webhook.apply_async((delivery_id,), countdown=outcome.retry_in)
+    return outcome.state
+
+
+NOTIFICATION_RESEND_AFTER_SECONDS = 120
+NOTIFICATION_MAX_ATTEMPTS = 5
+NOTIFICATION_MAX_BACKOFF_SECONDS = 600
+
+
+@shared_task(bind=True, acks_late=True, max_retries=NOTIFICATION_MAX_ATTEMPTS - 1)
+def deliver_notification(self, notification_id: int) -> str:  # type: ignore[no-untyped-def]
+    """Send one outbox email; retried with backoff, given up (state `failed`) after a few attempts."""
+    from django.core.mail import EmailMessage
+
+    note = Notification.objects.filter(pk=notification_id, state=Notification.State.PENDING).first()
+    if note is None:
+        return "not_pending"  # sent already (a duplicate delivery), or given up
+    # Claim this attempt: of two deliveries of one message (a redelivery and the sweeper's), one sends.
+    claimed = Notification.objects.filter(
+        pk=note.pk, state=Notification.State.PENDING, attempts=note.attempts
+    ).update(attempts=F("attempts") + 1, last_attempt_at=timezone.now())
+    if not claimed:
+        return "claimed_elsewhere"
+    try:
+        EmailMessage(note.subject, note.body, to=note.recipients).send()
+    except Exception as exc:
+        error = f"{exc.__class__.__name__}: {exc}"[:2000]
+        if note.attempts + 1 >= NOTIFICATION_MAX_ATTEMPTS:
+            Notification.objects.filter(pk=note.pk).update(state=Notification.State.FAILED, last_error=error)
+            logger.error("notification %s given up after %d attempts: %s", note.pk, note.attempts + 1, error)
+            return "failed"
+        Notification.objects.filter(pk=note.pk).update(last_error=error)
+        raise self.retry(exc=exc, countdown=min(NOTIFICATION_MAX_BACKOFF_SECONDS, 10 * 2**self.request.retries)) from exc
+    Notification.objects.filter(pk=note.pk).update(state=Notification.State.SENT, sent_at=timezone.now())
+    return "sent"
 
 
 @shared_task

@@ -1,19 +1,21 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db import connection
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.db.models import Count, Q
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from requests_app import permissions, selectors, services
 from requests_app.domain.status import WORK_IN_FLIGHT, Status
-from requests_app.forms import CommentForm, PeeringRequestForm
-from requests_app.models import AwsAccount, ObservedPeering
+from requests_app.forms import AuditFilterForm, CommentForm, PeeringRequestForm
+from requests_app.models import AwsAccount, ObservedPeering, PeeringRequest
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -68,8 +70,6 @@ def home(request: HttpRequest) -> HttpResponse:
         qs = qs.filter(status=status)
     query = request.GET.get("q", "").strip()
     if query:
-        from django.db.models import Q
-
         qs = qs.filter(
             Q(external_ref__icontains=query)
             | Q(requester_vpc__name__icontains=query)
@@ -77,11 +77,23 @@ def home(request: HttpRequest) -> HttpResponse:
             | Q(aws_peering_connection_id__icontains=query)
         )
     page = Paginator(qs, 50).get_page(request.GET.get("page"))
+    counts = dict(
+        PeeringRequest.objects.filter(department_id__in=permissions.department_ids(request.user))
+        .values_list("status")
+        .annotate(n=Count("pk"))
+        .values_list("status", "n")
+    )
     return render(
         request,
         "requests_app/home.html",
-        {"page": page, "statuses": [s.value for s in Status], "status": status, "q": query,
-         "in_flight": {s.value for s in WORK_IN_FLIGHT}},
+        {
+            "page": page,
+            "statuses": [s.value for s in Status],
+            "status": status,
+            "q": query,
+            "counts": [(s, Status(s).label, counts[s]) for s in Status if counts.get(s)],
+            "in_flight": {s.value for s in WORK_IN_FLIGHT},
+        },
     )
 
 
@@ -147,17 +159,54 @@ def _visible_or_404(request: HttpRequest, pk: Any) -> Any:
 @login_required
 def request_detail(request: HttpRequest, pk: Any) -> HttpResponse:
     obj = _visible_or_404(request, pk)
+    events = list(obj.events.select_related("actor").order_by("id"))
     return render(
         request,
         "requests_app/request_detail.html",
         {
             "obj": obj,
-            "events": obj.events.order_by("id"),
+            "events": events,
+            "timeline": _timeline(obj, events),
             "actions": permissions.allowed_actions(request.user, obj),
             "in_flight": obj.status in WORK_IN_FLIGHT,
             "comment_form": CommentForm(),
         },
     )
+
+
+@login_required
+def request_watch(request: HttpRequest, pk: Any) -> HttpResponse:
+    """Polled (htmx) by a request page waiting for a decision: when the status is no longer the
+    one the page shows, tell htmx to reload the page. Nothing else on the page is replaced, so a
+    comment being typed is never lost while nothing has changed."""
+    obj = _visible_or_404(request, pk)
+    response = HttpResponse(status=200)
+    if obj.status != request.GET.get("status"):
+        response["HX-Refresh"] = "true"
+    return response
+
+
+# The path a request normally takes, for the timeline at the top of its page.
+_HAPPY_PATH = (Status.PENDING_APPROVAL, Status.APPROVED, Status.PROVISIONING, Status.ACTIVE)
+
+
+def _timeline(obj: PeeringRequest, events: list[Any]) -> list[dict[str, Any]]:
+    """Every state the request entered (when, who), then the states still ahead on the usual path."""
+    entered = [
+        {"status": e.to_status, "label": Status(e.to_status).label, "at": e.created_at, "by": e.actor_label,
+         "done": True, "current": False}
+        for e in events
+        if e.to_status
+    ]
+    if entered:
+        entered[-1]["current"] = True
+    ahead: list[dict[str, Any]] = []
+    if obj.status in _HAPPY_PATH:
+        ahead = [
+            {"status": s.value, "label": s.label, "at": None, "by": "", "done": False, "current": False}
+            for s in _HAPPY_PATH[_HAPPY_PATH.index(Status(obj.status)) + 1 :]
+        ]
+    return entered + ahead
 
 
 _ACTIONS = {
@@ -195,18 +244,48 @@ def request_action(request: HttpRequest, pk: Any, action: str) -> HttpResponse:
 
 @login_required
 def approvals(request: HttpRequest) -> HttpResponse:
+    from django.conf import settings
+    from django.utils import timezone
+
     owned = permissions.owned_vpc_ids(request.user)
-    recent = (
-        selectors.requests_visible_to(request.user)
-        .filter(accepter_vpc_id__in=owned)
-        .exclude(status=Status.PENDING_APPROVAL)
-        .order_by("-updated_at")[:20]
-    )
+    mine = selectors.requests_visible_to(request.user).filter(accepter_vpc_id__in=owned)
+    sla = timedelta(hours=settings.APPROVAL_SLA_HOURS)
+    now = timezone.now()
+    queue = list(selectors.approval_queue_for(request.user))
+    for r in queue:
+        r.waited = now - r.created_at
+        r.overdue = r.waited > sla
+        r.check_summary = _check_summary(r.checks)
     return render(
         request,
         "requests_app/approvals.html",
-        {"queue": selectors.approval_queue_for(request.user), "recent": recent, "is_approver": bool(owned)},
+        {
+            "queue": queue,
+            "own_pending": mine.filter(status=Status.PENDING_APPROVAL, requested_by=request.user),
+            "attention": mine.filter(Q(status=Status.FAILED) | Q(status=Status.ACTIVE, drift__isnull=False))
+            .order_by("-updated_at")[:50],
+            "recent": mine.filter(decided_at__isnull=False).order_by("-decided_at")[:20],
+            "is_approver": bool(owned),
+            "sla_hours": settings.APPROVAL_SLA_HOURS,
+        },
     )
+
+
+def _check_summary(checks: list[dict[str, Any]]) -> dict[str, Any]:
+    failing = [c for c in checks if c.get("status") == "fail"]
+    warning = [c for c in checks if c.get("status") == "warn"]
+    if failing:
+        return {"kind": "fail", "text": f"{len(failing)} failing", "checks": failing + warning}
+    if warning:
+        return {"kind": "warn", "text": f"{len(warning)} warning{'s' if len(warning) > 1 else ''}", "checks": warning}
+    return {"kind": "pass", "text": "all pass", "checks": []}
+
+
+@login_required
+def topology(request: HttpRequest) -> HttpResponse:
+    from requests_app.topology import topology_for
+
+    return render(request, "requests_app/topology.html", topology_for(request.user))
 
 
 @login_required
@@ -225,22 +304,38 @@ def inventory(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def audit_log(request: HttpRequest) -> HttpResponse:
-    qs = selectors.events_visible_to(request.user).order_by("-id")
-    for field in ("action", "actor_label"):
-        if request.GET.get(field):
-            qs = qs.filter(**{field: request.GET[field]})
-    if request.GET.get("request"):
-        qs = qs.filter(request_id=request.GET["request"]) if _is_uuid(request.GET["request"]) else qs.none()
-    page = Paginator(qs, 100).get_page(request.GET.get("page"))
-    return render(request, "requests_app/audit.html", {"page": page, "filters": request.GET})
-
-
-def _is_uuid(value: str) -> bool:
-    import uuid
-
+@require_POST
+def inventory_sync(request: HttpRequest, account_id: str) -> HttpResponse:
     try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
+        report = services.aws_account_sync(actor=request.user, account_id=account_id)
+    except services.PortalError as exc:
+        if exc.status in (403, 404):
+            raise Http404("No such account.") from None
+        messages.error(request, f"Sync of {account_id} failed: {exc.detail}")
+    else:
+        messages.success(
+            request, f"Synced {account_id}: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in report.items())
+        )
+    return redirect("inventory")
+
+
+@login_required
+def audit_log(request: HttpRequest) -> HttpResponse:
+    form = AuditFilterForm(request.GET or None)
+    qs = form.filter(selectors.events_visible_to(request.user)).order_by("-id")
+    page = Paginator(qs, 100).get_page(request.GET.get("page"))
+    return render(request, "requests_app/audit.html", {"page": page, "form": form})
+
+
+@login_required
+def audit_export(request: HttpRequest, fmt: str) -> HttpResponse:
+    """The filtered audit history as CSV or JSON Lines, hashes included, streamed oldest first."""
+    from requests_app import audit
+
+    form = AuditFilterForm(request.GET or None)
+    qs = form.filter(selectors.events_visible_to(request.user)).order_by("id")
+    lines = audit.export_csv(qs) if fmt == "csv" else audit.export_jsonl(qs)
+    response = StreamingHttpResponse(lines, content_type="text/csv" if fmt == "csv" else "application/x-ndjson")
+    response["Content-Disposition"] = f'attachment; filename="peering-audit.{fmt}"'
+    return response
+

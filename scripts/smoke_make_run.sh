@@ -3,27 +3,13 @@
 # would: token → file → approve → active in the sandbox → Ctrl-C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BASE=http://127.0.0.1:8000
-LOG=$(mktemp)
-rm -rf var
-# Its own process group, so Ctrl-C can be sent to it the way a terminal would.
-env -u DATABASE_URL -u CELERY_BROKER_URL -u AWS_ENDPOINT_URL setsid make run >"$LOG" 2>&1 &
-RUN_PID=$!
-cleanup() { kill -INT -- "-$RUN_PID" 2>/dev/null || true; wait "$RUN_PID" 2>/dev/null || true; }
-trap cleanup EXIT
-
-for _ in $(seq 1 240); do
-  grep -q "Peering Portal is up" "$LOG" && break
-  kill -0 "$RUN_PID" 2>/dev/null || { cat "$LOG"; echo "make run exited early"; exit 1; }
-  sleep 0.5
-done
-grep -q "Peering Portal is up" "$LOG" || { cat "$LOG"; echo "make run did not come up"; exit 1; }
+source scripts/stack.sh
+LOG=$STACK_LOG
+stack_up
+cleanup() { stack_down; }
 trap 'tail -n 80 "$LOG"; cleanup' ERR
 curl -fsS "$BASE/healthz"; echo
 
-json() { .venv/bin/python -c "import json,sys; print(json.load(sys.stdin)$1)"; }
-token() { curl -fsS -X POST "$BASE/api/v1/auth/token/" -H 'Content-Type: application/json' \
-  -d "{\"username\": \"$1\", \"password\": \"peering-demo\"}" | json '["token"]'; }
 FIONA=$(token fiona); NINA=$(token nina)
 vpc() { curl -fsS -H "Authorization: Token $FIONA" "$BASE/api/v1/vpcs/?name=$1" | json "['results'][0]['vpc_id']"; }
 FIN=$(vpc finance-app); HUB=$(vpc services-use1)

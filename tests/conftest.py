@@ -57,6 +57,14 @@ def _fast_password_hashing(settings: Any) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits() -> None:
+    """Rate-limit counters live in the cache; each test starts with a full budget."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
     """The AWS sandbox as a real HTTP server; boto3 reaches it through AWS_ENDPOINT_URL."""
@@ -230,14 +238,15 @@ def wait_for_status(request_id: Any, statuses: set[str], timeout: float = 90) ->
 @pytest.fixture
 def api(demo_world: dict[str, Any]) -> Any:
     """A function returning an API client authenticated with `username`'s real token."""
-    from rest_framework.authtoken.models import Token
     from rest_framework.test import APIClient
+
+    from requests_app import tokens
 
     def client_for(username: str | None) -> APIClient:
         client = APIClient()
         if username:
-            token, _ = Token.objects.get_or_create(user=demo_world["users"][username])
-            client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+            _, key = tokens.issue(demo_world["users"][username], "tests")
+            client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
         return client
 
     return client_for

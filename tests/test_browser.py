@@ -3,8 +3,10 @@ server, a real worker process and the sandbox."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,8 +40,19 @@ def browser() -> Any:
         os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = saved
 
 
-def login(browser: Any, base: str, username: str, *, javascript: bool = True) -> Any:
-    page = browser.new_context(java_script_enabled=javascript).new_page()
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+CSP_VIOLATIONS: list[str] = []
+
+
+def login(browser: Any, base: str, username: str, *, javascript: bool = True, phone: bool = False) -> Any:
+    options: dict[str, Any] = {"java_script_enabled": javascript}
+    if phone:
+        options.update(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
+    else:
+        options.update(viewport={"width": 1280, "height": 900})
+    page = browser.new_context(**options).new_page()
+    # Any Content-Security-Policy violation shows up on the console; the test fails on one.
+    page.on("console", lambda m: "Content Security Policy" in m.text and CSP_VIOLATIONS.append(m.text))
     page.goto(f"{base}/accounts/login/")
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(DEMO_PASSWORD)
@@ -48,42 +61,94 @@ def login(browser: Any, base: str, username: str, *, javascript: bool = True) ->
     return page
 
 
+def shoot(page: Any, name: str) -> None:
+    """A full-page screenshot for the README (docs/screenshots/), refreshed on every run."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
 def test_file_approve_and_watch_a_peering_become_active_in_the_browser(
     browser: Any, live_server: Any, worker: Any, demo_world: dict[str, Any]
 ) -> None:
     base = live_server.url
     vpcs = demo_world["vpcs"]
+    CSP_VIOLATIONS.clear()
 
-    fiona = login(browser, base, "fiona")
-    fiona.get_by_role("link", name="New request").first.click()
-    fiona.get_by_label("Your VPC (requester)").select_option(vpcs["finance-app"].vpc_id)
-    fiona.get_by_label("Peer VPC (accepter)").select_option(vpcs["services-use1"].vpc_id)
-    fiona.get_by_label("Justification").fill("AD, scanning and logging for finance")
-    fiona.get_by_label("Ticket reference").fill("INC0042")
-    fiona.get_by_role("button", name="Run checks").click()
-    assert "all can work" in fiona.locator("section[aria-live]").inner_text()
-    assert "CreateVpcPeeringConnection" in fiona.content()
-    fiona.get_by_role("button", name="File request").click()
-    fiona.wait_for_url("**/requests/*/")
-    request_id = fiona.url.rstrip("/").rsplit("/", 1)[-1]
-    assert "pending approval" in fiona.inner_text("main")
+    # The requester picks the sandbox VPC first: the overlap shows up live, before any submit.
+    erin = login(browser, base, "erin")
+    erin.get_by_role("link", name="New request").first.click()
+    erin.get_by_label("Your VPC (requester)").select_option(vpcs["eng-sandbox"].vpc_id)
+    erin.get_by_label("Peer VPC (accepter)").select_option(vpcs["services-use1"].vpc_id)
+    live = erin.locator("#live-checks")
+    live.get_by_text("will be refused").wait_for()
+    assert "cidr_overlap" in live.inner_text() and "10.0.128.0/20" in live.inner_text()
+    assert erin.get_by_role("button", name="File request").is_disabled()
+    shoot(erin, "new-request-overlap")
+
+    erin.get_by_label("Your VPC (requester)").select_option(vpcs["eng-build"].vpc_id)
+    erin.get_by_label("Justification").fill("Build agents need AD, scanning and logging")
+    erin.get_by_label("Ticket reference").fill("INC0042")
+    live.get_by_text("all can work").wait_for()
+    erin.locator("#submit-why").wait_for(state="detached")
+    assert "CreateVpcPeeringConnection" in live.inner_text()
+    shoot(erin, "new-request")
+    erin.get_by_role("button", name="File request").click()
+    erin.wait_for_url("**/requests/*/")
+    request_id = erin.url.rstrip("/").rsplit("/", 1)[-1]
+    assert "pending approval" in erin.inner_text("main")
     # The filer is offered cancel, never approve.
-    assert fiona.get_by_role("button", name="Cancel").count() == 1
-    assert fiona.get_by_role("button", name="Approve").count() == 0
+    assert erin.get_by_role("button", name="Cancel").count() == 1
+    assert erin.get_by_role("button", name="Approve").count() == 0
 
     nina = login(browser, base, "nina")
     nina.get_by_role("link", name="Approvals").click()
-    row = nina.locator("tr", has_text="finance-app")
-    assert "fiona" in row.inner_text()
+    row = nina.locator("tr", has_text="eng-build")
+    assert "erin" in row.inner_text() and "checks: all pass" in row.inner_text()
+    shoot(nina, "approvals")
+    row.get_by_label("Comment on eng-build").fill("AD access approved for the build fleet")
     row.get_by_role("button", name="Approve").click()
     assert "Done: approve." in nina.inner_text("main")
 
+    # The requester's page, left open since filing, reaches `active` by itself: it notices the
+    # approval (htmx polls /watch/ and reloads), then follows the work in AWS without reloading.
+    erin.locator("#request-status").get_by_text("active", exact=True).wait_for(timeout=90_000)
     done = wait_for_status(request_id, {"active", "failed"})
     assert done.status == "active", done.failure_reason
-    fiona.goto(f"{base}/requests/{request_id}/")
-    text = fiona.inner_text("main")
-    assert "active" in text and done.aws_peering_connection_id in text
+    text = erin.inner_text("main")
+    assert done.aws_peering_connection_id in text
     assert "AcceptVpcPeeringConnection" in text and "111111111111" in text
+    shoot(erin, "request-active")
+    erin.goto(f"{base}/")
+    assert "INC0042" in erin.inner_text("main")
+    shoot(erin, "requester-dashboard")
+
+    # The topology draws the new peering as an active edge that links to the request.
+    nina.goto(f"{base}/topology/")
+    edge = nina.locator(f'svg a[href="/requests/{request_id}/"]')
+    assert edge.count() >= 1
+    assert edge.first.locator(".edge.edge-active").count() == 1
+
+    # The audit export, fetched with the approver's session, holds the approval with its hashes.
+    nina.goto(f"{base}/audit/?request={request_id}")
+    shoot(nina, "audit")
+    export = nina.request.get(f"{base}/audit/export.jsonl?request={request_id}")
+    rows = [json.loads(line) for line in export.text().splitlines()]
+    approvals = [r for r in rows if r["action"] == "request.approved"]
+    assert len(approvals) == 1 and approvals[0]["actor_label"] == "nina" and len(approvals[0]["hash"]) == 64
+    csv_export = nina.request.get(f"{base}/audit/export.csv?request={request_id}").text()
+    assert "request.approved" in csv_export and approvals[0]["hash"] in csv_export
+
+    admin = login(browser, base, "admin")
+    admin.goto(f"{base}/topology/")  # an administrator sees every account's VPCs
+    assert admin.locator(f'svg a[href="/requests/{request_id}/"] .edge-active').count() == 1
+    shoot(admin, "topology")
+    admin.goto(f"{base}/inventory/")
+    assert "Sync now" in admin.inner_text("main")
+    shoot(admin, "inventory")
+    phone = login(browser, base, "erin", phone=True)
+    phone.goto(f"{base}/requests/{request_id}/")
+    shoot(phone, "request-phone")
+    assert CSP_VIOLATIONS == []
 
 
 def test_without_javascript_an_overlapping_request_is_refused_with_both_cidrs_named(

@@ -37,10 +37,9 @@ from django.db import transaction
 from django.test import override_settings
 from django.utils import timezone
 from django.utils.html import escape
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from requests_app import demo, inventory, permissions, services
+from requests_app import demo, inventory, permissions, services, tokens
 from requests_app.domain import checks as rules
 from requests_app.domain import cidrs
 from requests_app.models import AwsAccount, ObservedPeering, PeeringRequest, RouteTable, Vpc, VpcCidr
@@ -526,8 +525,8 @@ CASES = [
 # --- helpers ------------------------------------------------------------------------------------
 def _api_as(user: Any) -> APIClient:
     client = APIClient()
-    token, _ = Token.objects.get_or_create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    _, key = tokens.issue(user, "tests")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     return client
 
 

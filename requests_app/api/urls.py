@@ -9,5 +9,6 @@ router.register("aws-accounts", views.AwsAccountViewSet, basename="aws-account")
 router.register("peering-requests", views.PeeringRequestViewSet, basename="peering-request")
 router.register("audit-events", views.AuditEventViewSet, basename="audit-event")
 router.register("webhooks", views.WebhookViewSet, basename="webhook")
+router.register("tokens", views.ApiTokenViewSet, basename="api-token-named")
 
 urlpatterns = [path("auth/token/", views.ObtainTokenView.as_view(), name="api-token"), *router.urls]

@@ -5,26 +5,26 @@ from typing import Any
 import django_filters
 from django.contrib.auth import authenticate
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework import permissions as drf_permissions
-from rest_framework.authtoken.models import Token
 from rest_framework.decorators import action
+from rest_framework.filters import OrderingFilter
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from requests_app import audit, permissions, selectors, services
+from requests_app import audit, permissions, selectors, services, tokens
 from requests_app.api import serializers as s
 from requests_app.api.idempotency import idempotent
+from requests_app.api.schema import ERROR
 from requests_app.domain.status import Status
-from requests_app.models import AuditEvent, AwsAccount, PeeringRequest, Vpc, Webhook
+from requests_app.models import ApiToken, AuditEvent, AwsAccount, PeeringRequest, Vpc, Webhook, WebhookDelivery
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
     description="Repeat the call safely: the same key and body within 24 h return the first response.",
 )
-ERROR = OpenApiResponse(description="Error: `{type, errors: [{code, detail, attr}]}`")
 
 
 class IsAdmin(drf_permissions.BasePermission):
@@ -50,8 +50,10 @@ class ObtainTokenView(APIView):
                  "errors": [{"code": "authentication_failed", "detail": "Wrong username or password.", "attr": None}]},
                 status=400,
             )
-        token, _ = Token.objects.get_or_create(user=user)
-        return Response({"token": token.key})
+        token, key = services.api_token_create(
+            actor=user, name=data.validated_data.get("name") or "login", expires_at=tokens.default_expiry()
+        )
+        return Response({"token": key, "expires_at": token.expires_at})
 
 
 class VpcFilter(django_filters.FilterSet):
@@ -99,6 +101,14 @@ class AwsAccountViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins
         return Response(services.aws_account_sync(actor=request.user, account_id=str(account_id)))
 
 
+class StableOrderingFilter(OrderingFilter):
+    """`?ordering=` with the primary key as the last key, so equal values never shuffle between pages."""
+
+    def get_ordering(self, request: Request, queryset: Any, view: Any) -> Any:
+        ordering = super().get_ordering(request, queryset, view)
+        return [*ordering, "-pk"] if ordering else ordering
+
+
 class PeeringRequestFilter(django_filters.FilterSet):
     status = django_filters.MultipleChoiceFilter(choices=[(x.value, x.value) for x in Status])
     external_ref = django_filters.CharFilter()
@@ -122,6 +132,8 @@ def _draft(data: dict[str, Any]) -> services.PeeringDraft:
 class PeeringRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = s.PeeringRequestSerializer
     filterset_class = PeeringRequestFilter
+    filter_backends = [django_filters.rest_framework.DjangoFilterBackend, StableOrderingFilter]
+    ordering_fields = ["created_at", "updated_at", "status"]
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return selectors.requests_visible_to(self.request.user).order_by("-created_at", "-pk")
@@ -256,3 +268,77 @@ class WebhookViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
         data.is_valid(raise_exception=True)
         hook = services.webhook_register(actor=request.user, **data.validated_data)
         return Response(s.WebhookCreatedSerializer(hook).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="Change an endpoint's URL, events or active flag",
+        request=s.WebhookUpdateSerializer,
+        responses={200: s.WebhookSerializer, 400: ERROR, 404: ERROR},
+    )
+    def partial_update(self, request: Request, pk: str | None = None) -> Response:
+        data = s.WebhookUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        hook = services.webhook_update(actor=request.user, webhook_id=self.get_object().pk, **data.validated_data)
+        return Response(s.WebhookSerializer(hook).data)
+
+    @extend_schema(
+        summary="The endpoint's deliveries, newest first, each with its attempts",
+        parameters=[OpenApiParameter("state", OpenApiTypes.STR, enum=[x.value for x in WebhookDelivery.State])],
+        responses={200: s.WebhookDeliverySerializer(many=True), 404: ERROR},
+    )
+    @action(detail=True, methods=["get"])
+    def deliveries(self, request: Request, pk: str | None = None) -> Response:
+        deliveries = self.get_object().deliveries.prefetch_related("attempt_log").order_by("-id")
+        if request.query_params.get("state"):
+            deliveries = deliveries.filter(state=request.query_params["state"])
+        page = self.paginate_queryset(deliveries)
+        return self.get_paginated_response(s.WebhookDeliverySerializer(page, many=True).data)
+
+    @extend_schema(
+        summary="Send a delivery again, with the same webhook-id",
+        request=None,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses={202: s.WebhookDeliverySerializer, 404: ERROR},
+    )
+    @action(detail=True, methods=["post"], url_path=r"deliveries/(?P<message_id>msg_[0-9a-f]{32})/resend")
+    @idempotent
+    def resend(self, request: Request, pk: str | None = None, message_id: str = "") -> Response:
+        delivery = services.webhook_resend(actor=request.user, webhook_id=self.get_object().pk, message_id=message_id)
+        return Response(s.WebhookDeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Your API tokens (administrators: everyone's); never their keys"),
+    retrieve=extend_schema(summary="One token", responses={200: s.ApiTokenSerializer, 404: ERROR}),
+)
+class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = s.ApiTokenSerializer
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        qs = ApiToken.objects.select_related("user").order_by("-created_at", "-pk")
+        if getattr(self, "swagger_fake_view", False):
+            return qs.none()
+        return qs if permissions.is_admin(self.request.user) else qs.filter(user=self.request.user)
+
+    @extend_schema(
+        summary="Create a named token; its key is in this answer only",
+        request=s.ApiTokenSerializer,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses={201: s.ApiTokenCreatedSerializer, 400: ERROR},
+    )
+    @idempotent
+    def create(self, request: Request) -> Response:
+        data = s.ApiTokenSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        token, key = services.api_token_create(actor=request.user, **data.validated_data)
+        return Response({**s.ApiTokenSerializer(token).data, "token": key}, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="Revoke a token; calls with it then get 401",
+        request=None,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses={200: s.ApiTokenSerializer, 404: ERROR},
+    )
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def revoke(self, request: Request, pk: str | None = None) -> Response:
+        return Response(s.ApiTokenSerializer(services.api_token_revoke(actor=request.user, token_id=pk)).data)

@@ -17,6 +17,11 @@ class Status(StrEnum):
     DECOMMISSIONING = "decommissioning"
     DECOMMISSIONED = "decommissioned"
 
+    @property
+    def label(self) -> str:
+        """For people: `pending approval`, as the pages show it."""
+        return self.value.replace("_", " ")
+
 
 TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.PENDING_APPROVAL: frozenset(

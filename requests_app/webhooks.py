@@ -1,0 +1,255 @@
+"""Signed webhooks, per the Standard Webhooks scheme, sent from an outbox.
+
+A change writes one `WebhookDelivery` per subscribed endpoint in its own transaction
+(`queue`); after commit a worker sends it (`attempt`), with exponential backoff and a bounded
+number of attempts, and logs every attempt. Each request carries:
+
+    webhook-id:        the delivery's message id, the same on every attempt
+    webhook-timestamp: seconds since the epoch, when this attempt was sent
+    webhook-signature: v1,<base64 HMAC-SHA256 over "{id}.{timestamp}.{body}">
+
+keyed with the base64-decoded part of the endpoint's `whsec_…` secret. `verify` is the
+receiver's side of it (examples/webhook_receiver.py does the same in a dozen lines).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from requests_app.models import PeeringRequest, Webhook, WebhookAttempt, WebhookDelivery
+
+logger = logging.getLogger(__name__)
+
+EVENT_TYPES = (
+    "peering_request.submitted",
+    "peering_request.approved",
+    "peering_request.rejected",
+    "peering_request.cancelled",
+    "peering_request.expired",
+    "peering_request.provisioning",
+    "peering_request.active",
+    "peering_request.failed",
+    "peering_request.retried",
+    "peering_request.decommissioning",
+    "peering_request.decommissioned",
+    "peering_request.drift_detected",
+    "peering_request.drift_cleared",
+)
+WILDCARDS = ("*", "peering_request.*")
+TOLERANCE_SECONDS = 300  # receivers refuse timestamps further than this from their clock
+
+
+def new_secret() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def _key(secret: str) -> bytes:
+    return base64.b64decode(secret.removeprefix("whsec_"))
+
+
+def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
+    digest = hmac.new(_key(secret), f"{message_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def verify(secret: str, headers: dict[str, str], body: bytes, *, now: float | None = None) -> bool:
+    """True if `headers` carry a valid signature of `body` sent within the tolerance."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    message_id, stamp = lowered.get("webhook-id", ""), lowered.get("webhook-timestamp", "")
+    if not message_id or not stamp.isdigit():
+        return False
+    if abs((time.time() if now is None else now) - int(stamp)) > TOLERANCE_SECONDS:
+        return False
+    expected = sign(secret, message_id, int(stamp), body).split(",", 1)[1]
+    offered = [part.split(",", 1)[1] for part in lowered.get("webhook-signature", "").split() if part.startswith("v1,")]
+    return any(hmac.compare_digest(expected, candidate) for candidate in offered)
+
+
+def body_of(delivery: WebhookDelivery) -> bytes:
+    return json.dumps(delivery.payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def subscribed(hook: Webhook, event_type: str) -> bool:
+    return any(e == event_type or e in WILDCARDS for e in hook.events)
+
+
+def request_data(request: PeeringRequest) -> dict[str, Any]:
+    """What every webhook says about a request: enough for a ticket without another call."""
+    from requests_app.notifications import request_url
+
+    return {
+        "id": str(request.pk),
+        "status": request.status,
+        "external_ref": request.external_ref,
+        "requester_vpc": request.requester_vpc.vpc_id,
+        "requester_account_id": request.requester_vpc.account.account_id,
+        "requester_region": request.requester_vpc.region,
+        "accepter_vpc": request.accepter_vpc.vpc_id,
+        "accepter_account_id": request.accepter_vpc.account.account_id,
+        "accepter_region": request.accepter_vpc.region,
+        "aws_peering_connection_id": request.aws_peering_connection_id,
+        "failure_reason": request.failure_reason,
+        "drift": request.drift,
+        "decided_by": request.decided_by.username if request.decided_by_id else None,
+        "decision_comment": request.decision_comment,
+        "updated_at": request.updated_at.isoformat() if request.updated_at else None,
+        "url": request_url(request),
+    }
+
+
+def queue(request: PeeringRequest, event_type: str) -> int:
+    """Write a delivery for every active endpoint subscribed to `event_type`; call inside the change's transaction."""
+    hooks = [h for h in Webhook.objects.filter(active=True) if subscribed(h, event_type)]
+    if not hooks:
+        return 0
+    now = timezone.now()
+    payload = {"type": event_type, "timestamp": now.isoformat(), "data": request_data(request)}
+    deliveries = WebhookDelivery.objects.bulk_create(
+        [
+            WebhookDelivery(webhook=h, request=request, event_type=event_type, payload=payload, next_attempt_at=now)
+            for h in hooks
+        ]
+    )
+    ids = [d.pk for d in deliveries]  # bulk_create returns primary keys on PostgreSQL and SQLite
+    transaction.on_commit(lambda: _enqueue(ids))
+    return len(hooks)
+
+
+def _enqueue(ids: list[int], countdown: float = 0) -> None:
+    from requests_app.tasks import deliver_webhook
+
+    for pk in ids:
+        try:
+            deliver_webhook.apply_async((pk,), countdown=countdown)
+        except Exception:  # the broker is down: the sweeper sends it later
+            logger.warning("could not enqueue webhook delivery %s; the sweeper will send it", pk, exc_info=True)
+
+
+def backoff(attempt: int) -> float:
+    """Seconds before attempt `attempt + 1`: base * 3^(attempt-1), capped at an hour."""
+    return min(3600.0, settings.WEBHOOK_RETRY_BASE_SECONDS * 3 ** (attempt - 1))
+
+
+@dataclass
+class Outcome:
+    state: str  # delivered | retry | failed | skipped
+    retry_in: float = 0.0
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect is an answer, not an instruction: following it could reach an internal address."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_opener = urllib.request.build_opener(_NoRedirect)
+
+
+def attempt(delivery_id: int) -> Outcome:
+    """Send one delivery once, if it is due and nobody else is sending it; log the attempt."""
+    now = timezone.now()
+    in_flight_until = now + timedelta(seconds=settings.WEBHOOK_TIMEOUT_SECONDS + 30)
+    claimed = (
+        WebhookDelivery.objects.filter(pk=delivery_id, state=WebhookDelivery.State.PENDING, next_attempt_at__lte=now)
+        .update(next_attempt_at=in_flight_until)
+    )
+    if not claimed:
+        return Outcome("skipped")  # delivered, given up, not yet due, or being sent by another worker
+    delivery = WebhookDelivery.objects.select_related("webhook").get(pk=delivery_id)
+    number = delivery.attempt_log.count() + 1
+    status_code, error, excerpt = None, "", ""
+    started = time.monotonic()
+    refusal = _destination_refusal(delivery.webhook.url)
+    if refusal:
+        error = refusal
+    else:
+        body = body_of(delivery)
+        stamp = int(time.time())
+        http = urllib.request.Request(
+            delivery.webhook.url,
+            data=body,
+            method="POST",
+            headers={
+                "Content-Type": "application/json",
+                "User-Agent": "PeeringPortal-Webhooks/1",
+                "webhook-id": delivery.message_id,
+                "webhook-timestamp": str(stamp),
+                "webhook-signature": sign(delivery.webhook.secret, delivery.message_id, stamp, body),
+            },
+        )
+        try:
+            with _opener.open(http, timeout=settings.WEBHOOK_TIMEOUT_SECONDS) as response:
+                status_code, excerpt = response.status, response.read(500).decode(errors="replace")
+        except urllib.error.HTTPError as exc:
+            status_code, excerpt = exc.code, exc.read(500).decode(errors="replace")
+        except Exception as exc:  # timeouts, refused connections, DNS failures
+            error = f"{exc.__class__.__name__}: {exc}"[:1000]
+    latency = int((time.monotonic() - started) * 1000)
+    ok = status_code is not None and 200 <= status_code < 300
+    attempts = delivery.attempts + 1
+    with transaction.atomic():
+        WebhookAttempt.objects.create(
+            delivery=delivery, number=number, started_at=now, status_code=status_code, latency_ms=latency,
+            error=error, response_excerpt=excerpt[:500],
+        )
+        fields: dict[str, Any] = {"attempts": attempts, "last_status_code": status_code, "last_error": error}
+        if ok:
+            outcome = Outcome("delivered")
+            fields.update(state=WebhookDelivery.State.DELIVERED, delivered_at=timezone.now(), next_attempt_at=None)
+        elif refusal or attempts >= settings.WEBHOOK_MAX_ATTEMPTS:
+            outcome = Outcome("failed")
+            fields.update(state=WebhookDelivery.State.FAILED, next_attempt_at=None)
+        else:
+            outcome = Outcome("retry", backoff(attempts))
+            fields.update(next_attempt_at=timezone.now() + timedelta(seconds=outcome.retry_in))
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(**fields)
+    logger.info(
+        "webhook %s %s attempt %d: %s %s (%d ms)",
+        delivery.message_id, delivery.event_type, number, status_code or error, outcome.state, latency,
+    )
+    return outcome
+
+
+def resend(delivery: WebhookDelivery) -> None:
+    """Send a delivery again (same webhook-id), with a fresh budget of attempts."""
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(
+        state=WebhookDelivery.State.PENDING, attempts=0, next_attempt_at=timezone.now()
+    )
+    transaction.on_commit(lambda: _enqueue([delivery.pk]))
+
+
+def overdue(grace_seconds: int = 60) -> list[int]:
+    """Pending deliveries whose task must have been lost (broker down, worker died)."""
+    cutoff = timezone.now() - timedelta(seconds=grace_seconds)
+    return list(
+        WebhookDelivery.objects.filter(state=WebhookDelivery.State.PENDING, next_attempt_at__lt=cutoff).values_list(
+            "pk", flat=True
+        )[:500]
+    )
+
+
+def _destination_refusal(url: str) -> str:
+    """Re-checked on every attempt: a name can start resolving to a private address after registration."""
+    from requests_app import services
+
+    try:
+        services.refuse_private_destination(url)
+    except services.PortalError as exc:
+        return f"refused destination: {exc.detail}"
+    return ""
