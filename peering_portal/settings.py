@@ -119,6 +119,11 @@ STORAGES = {
     },
 }
 
+AUTHENTICATION_BACKENDS = ["requests_app.logins.ThrottledModelBackend"]
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+LOGIN_FAILURE_LIMIT_PER_ADDRESS = env_int("LOGIN_FAILURE_LIMIT_PER_ADDRESS", 50, minimum=1)
+LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 900, minimum=1)
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -206,8 +211,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "requests_app.api.errors.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": [
         "requests_app.api.throttling.AnonRateThrottle",
-        "requests_app.api.throttling.TokenRateThrottle",
-        "requests_app.api.throttling.UserRateThrottle",
+        "requests_app.api.throttling.TokenAndUserRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env_str("API_THROTTLE_ANON", "60/min"),
@@ -275,6 +279,8 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # boto3 reads AWS_ENDPOINT_URL itself; it is recorded here only to show it on /healthz.
 AWS_ENDPOINT_URL = env_str("AWS_ENDPOINT_URL", "")
 AWS_DEFAULT_REGION = env_str("AWS_DEFAULT_REGION", "us-east-1")
+# The identity the portal runs as, for the trust policies `manage.py iam_policy` prints.
+PORTAL_AWS_PRINCIPAL = env_str("PORTAL_AWS_PRINCIPAL", "arn:aws:iam::<portal-account-id>:role/<portal-identity>")
 # Optional JSON Lines trace of every EC2 call the portal makes (operation, account, region, parameters).
 AWS_CALL_LOG = env_str("AWS_CALL_LOG", "")
 # How long provisioning waits for a fresh peering connection to become visible.

@@ -134,14 +134,24 @@ class ChainReport:
     ok: bool
     checked: int
     first_broken: int | None
+    reason: str = ""
 
 
 def verify_chain() -> ChainReport:
+    """Walk the chain oldest first; report the first event whose link or own hash is wrong."""
     previous = GENESIS
     checked = 0
     for event in AuditEvent.objects.order_by("id").iterator(chunk_size=2000):
         checked += 1
-        if event.prev_hash != previous or compute_hash(event) != event.hash:
-            return ChainReport(ok=False, checked=checked, first_broken=event.id)
+        if event.prev_hash != previous:
+            return ChainReport(
+                False, checked, event.id,
+                f"event {event.id} does not follow the event before it (one was deleted or reordered)",
+            )
+        if compute_hash(event) != event.hash:
+            return ChainReport(False, checked, event.id, f"event {event.id} was altered after it was written")
         previous = event.hash
-    return ChainReport(ok=True, checked=checked, first_broken=None)
+    head = AuditChainHead.objects.filter(pk=1).values_list("last_hash", flat=True).first() or GENESIS
+    if head != previous:
+        return ChainReport(False, checked, None, "the newest events were deleted: the chain head names a later event")
+    return ChainReport(True, checked, None)

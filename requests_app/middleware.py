@@ -10,6 +10,16 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 logger = logging.getLogger(__name__)
 
 
+_PLAIN_ERRORS = {
+    400: ("bad_request", "The request could not be read."),
+    403: ("permission_denied", "You do not have permission to do this."),
+    404: ("not_found", "Not found."),
+    405: ("method_not_allowed", "This method is not allowed here."),
+    413: ("request_too_large", "The request body is too large."),
+    500: ("server_error", "A server error occurred."),
+}
+
+
 class ApiJsonErrorsMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -17,17 +27,21 @@ class ApiJsonErrorsMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         if (
-            request.path.startswith("/api/")
-            and response.status_code in (404, 500)
+            request.path.startswith("/api/v1/")
+            and response.status_code >= 400
             and not response.get("Content-Type", "").startswith("application/json")
         ):
-            code = "not_found" if response.status_code == 404 else "server_error"
-            detail = "Not found." if response.status_code == 404 else "A server error occurred."
-            return JsonResponse(
-                {"type": "client_error" if code == "not_found" else "server_error",
+            # Django answered before DRF could (no such route, a bad Host, a body too large, a crash).
+            code, detail = _PLAIN_ERRORS.get(response.status_code, ("error", "The request failed."))
+            json_response = JsonResponse(
+                {"type": "server_error" if response.status_code >= 500 else "client_error",
                  "errors": [{"code": code, "detail": detail, "attr": None}]},
                 status=response.status_code,
             )
+            for header in ("Allow", "Retry-After"):
+                if header in response:
+                    json_response[header] = response[header]
+            return json_response
         return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:

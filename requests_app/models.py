@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -270,6 +271,16 @@ class ProvisioningStep(models.Model):
         return f"{self.name}: {self.state}"
 
 
+class AppendOnlyQuerySet(models.QuerySet):
+    """`.update()` and `.delete()` on audit events are refused, as `save()` of a stored one is."""
+
+    def update(self, **kwargs: Any) -> int:
+        raise ValidationError("Audit events are append-only.")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise ValidationError("Audit events are append-only.")
+
+
 class AuditEvent(models.Model):
     """One row per state change or AWS call, hash-chained so a rewrite shows."""
 
@@ -293,6 +304,8 @@ class AuditEvent(models.Model):
     created_at = models.DateTimeField(db_index=True)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
+
+    objects = AppendOnlyQuerySet.as_manager()
 
     class Meta:
         ordering = ["id"]

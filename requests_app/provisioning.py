@@ -425,18 +425,24 @@ class Saga:
         return tables
 
     def ensure_routes(self, connection_id: str) -> None:
-        tables = self._tables_by_side()
+        # A run that follows another (a redelivery, a retry) looks at the tables first and
+        # creates only what is missing. A first run, whose step log shows no route was ever
+        # attempted, goes straight to CreateRoute: it never overwrites (RouteAlreadyExists), and
+        # the table is read only then, to tell our route from someone else's.
+        earlier = ProvisioningStep.objects.filter(request=self.request, name__startswith="route ").exists()
+        tables = self._tables_by_side() if earlier else None
         for position, spec in enumerate(self.routes, start=4):
             with self.step(f"route {spec.route_table_id} {spec.destination}", position) as step:
                 step.aws_id = spec.route_table_id
                 step.outcome = self._ensure_route(spec, tables, connection_id)
 
-    def _ensure_route(self, spec: RouteSpec, tables: dict[str, dict[str, Any]], connection_id: str) -> str:
-        existing = tables[spec.side][spec.route_table_id].route_to(spec.destination)
-        if existing is not None:
-            if existing.target == connection_id:
-                return f"already routes to {connection_id}"
-            raise self._route_conflict(spec, existing.target)
+    def _ensure_route(self, spec: RouteSpec, tables: dict[str, dict[str, Any]] | None, connection_id: str) -> str:
+        if tables is not None:
+            existing = tables[spec.side][spec.route_table_id].route_to(spec.destination)
+            if existing is not None:
+                if existing.target == connection_id:
+                    return f"already routes to {connection_id}"
+                raise self._route_conflict(spec, existing.target)
         account, region = self.sides.side(spec.side)
         try:
             self.aws(
@@ -452,10 +458,20 @@ class Saga:
                 connection_id=connection_id,
             )
         except PermanentAwsError as exc:
+            if exc.code == "InvalidRouteTableID.NotFound":
+                raise SagaFailure(
+                    "route_table_not_found", f"route table {spec.route_table_id} no longer exists in AWS"
+                ) from None
             if exc.code != "RouteAlreadyExists":
                 raise
             # Someone (or an earlier run of ours) got there first: ours only if it targets us.
-            fresh = self.gateway.describe_route_tables(account, region, [spec.route_table_id])
+            fresh = self.aws(
+                "DescribeRouteTables",
+                account,
+                region,
+                lambda: self.gateway.describe_route_tables(account, region, [spec.route_table_id]),
+                route_table_ids=[spec.route_table_id],
+            )
             route = fresh[0].route_to(spec.destination) if fresh else None
             if route is None or route.target != connection_id:
                 raise self._route_conflict(spec, route.target if route else "unknown") from None

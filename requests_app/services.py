@@ -671,7 +671,10 @@ def refuse_private_destination(url: str) -> None:
 
     from django.conf import settings
 
-    host = urlsplit(url).hostname or ""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise PortalError("invalid_url", f"a webhook URL must be http or https, not {parts.scheme or 'none'}", attr="url")
+    host = parts.hostname or ""
     try:
         addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
     except socket.gaierror:
@@ -744,9 +747,15 @@ def webhook_resend(*, actor: Any, webhook_id: int, message_id: str) -> Any:
     if not permissions.is_admin(actor):
         raise PortalError("permission_denied", "Only administrators resend webhooks.", status=403)
     with transaction.atomic():
-        delivery = WebhookDelivery.objects.filter(webhook_id=webhook_id, message_id=message_id).first()
+        delivery = (
+            WebhookDelivery.objects.select_related("webhook").filter(webhook_id=webhook_id, message_id=message_id).first()
+        )
         if delivery is None:
             raise PortalError("not_found", "No such delivery.", status=404)
+        if not delivery.webhook.active:
+            raise PortalError(
+                "webhook_inactive", "This endpoint is switched off; switch it on before resending.", status=409
+            )
         webhooks.resend(delivery)
         audit.record(
             action="webhook.resent", actor=actor, request=delivery.request,

@@ -175,7 +175,9 @@ def attempt(delivery_id: int) -> Outcome:
     number = delivery.attempt_log.count() + 1
     status_code, error, excerpt = None, "", ""
     started = time.monotonic()
-    refusal = _destination_refusal(delivery.webhook.url)
+    refusal = (
+        "the endpoint was switched off" if not delivery.webhook.active else _destination_refusal(delivery.webhook.url)
+    )
     if refusal:
         error = refusal
     else:

@@ -38,10 +38,10 @@ PY
 cleanup
 trap - EXIT
 for _ in $(seq 1 60); do
-  pgrep -f "moto.server -H 127.0.0.1 -p 4566|celery -A peering_portal|runserver --noreload" >/dev/null || break
+  pgrep -f "moto.server -H 127.0.0.1 -p 4566|celery -A peering_portal|gunicorn peering_portal" >/dev/null || break
   sleep 0.5
 done
-if pgrep -f "moto.server -H 127.0.0.1 -p 4566|celery -A peering_portal|runserver --noreload" >/dev/null; then
-  echo "Ctrl-C left processes behind:"; pgrep -af "moto.server|celery -A peering_portal|runserver"; exit 1
+if pgrep -f "moto.server -H 127.0.0.1 -p 4566|celery -A peering_portal|gunicorn peering_portal" >/dev/null; then
+  echo "Ctrl-C left processes behind:"; pgrep -af "moto.server|celery -A peering_portal|gunicorn"; exit 1
 fi
 echo "make run smoke: ok (1 passed, 0 failed)"

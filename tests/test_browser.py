@@ -145,10 +145,16 @@ def test_file_approve_and_watch_a_peering_become_active_in_the_browser(
     admin.goto(f"{base}/inventory/")
     assert "Sync now" in admin.inner_text("main")
     shoot(admin, "inventory")
+    # The API documentation renders from the portal's own files, under the same policy.
+    admin.goto(f"{base}/api/docs/")
+    admin.get_by_text("/api/v1/peering-requests/", exact=True).first.wait_for()
+    admin.goto(f"{base}/api/redoc/")
+    admin.get_by_text("Peering Portal API").first.wait_for()
     phone = login(browser, base, "erin", phone=True)
     phone.goto(f"{base}/requests/{request_id}/")
     shoot(phone, "request-phone")
-    assert CSP_VIOLATIONS == []
+    # Redoc's bundle links its "powered by" logo from its CDN; the policy blocks it, as it should.
+    assert [v for v in CSP_VIOLATIONS if "cdn.redoc.ly" not in v] == []
 
 
 def test_without_javascript_an_overlapping_request_is_refused_with_both_cidrs_named(

@@ -34,6 +34,20 @@ def _refusal(code: str, detail: str, status: int) -> Response:
     return Response(error_body("client_error", [{"code": code, "detail": detail, "attr": HEADER}]), status=status)
 
 
+# Shown once, in the answer that creates them (a token's key, a webhook's secret): never stored,
+# so a replay says where it went instead of showing it again.
+SHOWN_ONCE = ("token", "secret")
+
+
+def _without_secrets(body: Any) -> Any:
+    if isinstance(body, dict) and any(key in body for key in SHOWN_ONCE):
+        return {
+            **body,
+            **{key: "(shown once, in the first answer; not stored)" for key in SHOWN_ONCE if key in body},
+        }
+    return body
+
+
 def idempotent(view: Callable[..., Response]) -> Callable[..., Response]:
     @functools.wraps(view)
     def wrapper(self: Any, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -73,7 +87,7 @@ def idempotent(view: Callable[..., Response]) -> Callable[..., Response]:
             record.delete()  # let the caller try again with the same key
         else:
             IdempotencyRecord.objects.filter(pk=record.pk).update(
-                response_status=response.status_code, response_body=response.data
+                response_status=response.status_code, response_body=_without_secrets(response.data)
             )
         return response
 

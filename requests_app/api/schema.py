@@ -80,6 +80,13 @@ def add_common_responses(result: dict[str, Any], generator: Any, request: Any, p
                     responses.setdefault(
                         status, {"description": description, "content": {"application/json": {"schema": error_ref}}}
                     )
+                for status, entry in responses.items():
+                    if status.startswith("2"):
+                        entry.setdefault("headers", {})["Idempotent-Replayed"] = {
+                            "schema": {"type": "string", "enum": ["true"]},
+                            "description": "Present when this is the stored answer to an earlier call with "
+                            "the same Idempotency-Key.",
+                        }
     return result
 
 

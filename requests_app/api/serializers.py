@@ -164,7 +164,8 @@ class AuditEventSerializer(serializers.ModelSerializer):
 class ChainReportSerializer(serializers.Serializer):
     ok = serializers.BooleanField()
     checked = serializers.IntegerField()
-    first_broken = serializers.IntegerField(allow_null=True)
+    first_broken = serializers.IntegerField(allow_null=True, help_text="The id of the first event that fails.")
+    reason = serializers.CharField(help_text="What is wrong, if anything; empty when ok.")
 
 
 class WebhookSerializer(serializers.ModelSerializer):

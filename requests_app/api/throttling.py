@@ -1,19 +1,23 @@
 """Rate limits per token and per user, counted in the shared cache (429 with Retry-After).
 
 A user's tokens share the user's budget, and each token also has its own, so one runaway
-integration cannot starve the user's other tokens or their browser session.
+integration cannot starve the user's other tokens or their browser session. A call is counted
+against both budgets only when both allow it: calls a token's own limit refuses cost its user
+nothing.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle
+from rest_framework.throttling import AnonRateThrottle, BaseThrottle, SimpleRateThrottle
 
 from requests_app.models import ApiToken
 
 
 class TokenRateThrottle(SimpleRateThrottle):
+    """The budget of one token (scope `token`)."""
+
     scope = "token"
 
     def get_cache_key(self, request: Any, view: Any) -> str | None:
@@ -23,6 +27,8 @@ class TokenRateThrottle(SimpleRateThrottle):
 
 
 class UserRateThrottle(SimpleRateThrottle):
+    """The budget of one user, across all their tokens and their session (scope `user`)."""
+
     scope = "user"
 
     def get_cache_key(self, request: Any, view: Any) -> str | None:
@@ -31,4 +37,30 @@ class UserRateThrottle(SimpleRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": request.user.pk}
 
 
-__all__ = ["AnonRateThrottle", "TokenRateThrottle", "UserRateThrottle"]
+class TokenAndUserRateThrottle(BaseThrottle):
+    """Both budgets, checked together and charged together."""
+
+    def __init__(self) -> None:
+        self.wait_for: float | None = None
+
+    def allow_request(self, request: Any, view: Any) -> bool:
+        charged = []
+        for budget in (TokenRateThrottle(), UserRateThrottle()):
+            key = budget.get_cache_key(request, view)
+            if key is None or budget.rate is None:
+                continue
+            now = budget.timer()
+            history = [t for t in budget.cache.get(key, []) if t > now - budget.duration]
+            if len(history) >= budget.num_requests:
+                self.wait_for = budget.duration - (now - history[-1])
+                return False
+            charged.append((budget, key, [now, *history]))
+        for budget, key, history in charged:
+            budget.cache.set(key, history, budget.duration)
+        return True
+
+    def wait(self) -> float | None:
+        return self.wait_for
+
+
+__all__ = ["AnonRateThrottle", "TokenAndUserRateThrottle", "TokenRateThrottle", "UserRateThrottle"]

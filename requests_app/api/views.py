@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 import django_filters
+from django.conf import settings
 from django.contrib.auth import authenticate
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
@@ -14,8 +15,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from requests_app import audit, permissions, selectors, services, tokens
+from requests_app import audit, logins, permissions, selectors, services, tokens
 from requests_app.api import serializers as s
+from requests_app.api.errors import error_body
 from requests_app.api.idempotency import idempotent
 from requests_app.api.schema import ERROR
 from requests_app.domain.status import Status
@@ -43,7 +45,16 @@ class ObtainTokenView(APIView):
     def post(self, request: Request) -> Response:
         data = s.TokenRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        user = authenticate(request, **data.validated_data)
+        if logins.locked(data.validated_data["username"], request):
+            response = Response(
+                error_body("client_error", [{"code": "login_throttled", "attr": None,
+                           "detail": "Too many failed logins for this user or address; try again later."}]),
+                status=429,
+            )
+            response["Retry-After"] = str(settings.LOGIN_LOCKOUT_SECONDS)
+            return response
+        credentials = {k: data.validated_data[k] for k in ("username", "password")}
+        user = authenticate(request, **credentials)
         if user is None or not user.is_active:
             return Response(
                 {"type": "validation_error",
@@ -249,11 +260,13 @@ class AuditEventViewSet(viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return selectors.events_visible_to(self.request.user).order_by("id")
 
-    @extend_schema(summary="Verify the audit hash chain", responses={200: s.ChainReportSerializer})
-    @action(detail=False, methods=["get"])
+    @extend_schema(summary="Verify the audit hash chain (administrators)", responses={200: s.ChainReportSerializer})
+    @action(detail=False, methods=["get"], permission_classes=[IsAdmin])
     def verify(self, request: Request) -> Response:
         report = audit.verify_chain()
-        return Response({"ok": report.ok, "checked": report.checked, "first_broken": report.first_broken})
+        return Response(
+            {"ok": report.ok, "checked": report.checked, "first_broken": report.first_broken, "reason": report.reason}
+        )
 
 
 class WebhookViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):
