@@ -281,6 +281,12 @@ AWS_ENDPOINT_URL = env_str("AWS_ENDPOINT_URL", "")
 AWS_DEFAULT_REGION = env_str("AWS_DEFAULT_REGION", "us-east-1")
 # The identity the portal runs as, for the trust policies `manage.py iam_policy` prints.
 PORTAL_AWS_PRINCIPAL = env_str("PORTAL_AWS_PRINCIPAL", "arn:aws:iam::<portal-account-id>:role/<portal-identity>")
+# EC2 request-rate buckets the portal keeps per account and region, shared by every worker
+# ("burst,per-second"; "0" switches one off): under AWS's own, so the portal is never the one
+# that gets an account throttled.
+EC2_RATE_PEERING = env_str("EC2_RATE_PEERING", "50,5")
+EC2_RATE_MUTATING = env_str("EC2_RATE_MUTATING", "50,5")
+EC2_RATE_DESCRIBE = env_str("EC2_RATE_DESCRIBE", "100,20")
 # Optional JSON Lines trace of every EC2 call the portal makes (operation, account, region, parameters).
 AWS_CALL_LOG = env_str("AWS_CALL_LOG", "")
 # How long provisioning waits for a fresh peering connection to become visible.

@@ -39,6 +39,8 @@ def record_failure(username: str, request: Any) -> None:
             cache.incr(key)
         except ValueError:  # expired between add and incr
             cache.set(key, 1, timeout=settings.LOGIN_LOCKOUT_SECONDS)
+        # The file cache rewrites a key on incr with its default timeout: keep the window ours.
+        cache.touch(key, settings.LOGIN_LOCKOUT_SECONDS)
 
 
 def record_success(username: str, request: Any) -> None:
@@ -64,8 +66,7 @@ class ThrottledAuthenticationForm(auth_forms.AuthenticationForm):
 
     def clean(self) -> dict[str, Any]:
         if locked(self.data.get("username", ""), self.request):
-            minutes = settings.LOGIN_LOCKOUT_SECONDS // 60
-            raise ValidationError(
-                f"Too many failed logins. Try again in {minutes} minutes.", code="login_throttled"
-            )
+            seconds = settings.LOGIN_LOCKOUT_SECONDS
+            wait = f"{seconds // 60} minutes" if seconds >= 120 else f"{seconds} seconds"
+            raise ValidationError(f"Too many failed logins. Try again in {wait}.", code="login_throttled")
         return super().clean()

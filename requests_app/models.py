@@ -309,6 +309,7 @@ class AuditEvent(models.Model):
 
     class Meta:
         ordering = ["id"]
+        base_manager_name = "objects"  # related lookups refuse update/delete too
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action}"

@@ -251,7 +251,8 @@ def approvals(request: HttpRequest) -> HttpResponse:
     mine = selectors.requests_visible_to(request.user).filter(accepter_vpc_id__in=owned)
     sla = timedelta(hours=settings.APPROVAL_SLA_HOURS)
     now = timezone.now()
-    queue = list(selectors.approval_queue_for(request.user))
+    # Oldest first, 50 a page: the count of what waits is on the page, the rows are bounded.
+    queue = Paginator(selectors.approval_queue_for(request.user), 50).get_page(request.GET.get("page"))
     for r in queue:
         r.waited = now - r.created_at
         r.overdue = r.waited > sla
@@ -261,7 +262,7 @@ def approvals(request: HttpRequest) -> HttpResponse:
         "requests_app/approvals.html",
         {
             "queue": queue,
-            "own_pending": mine.filter(status=Status.PENDING_APPROVAL, requested_by=request.user),
+            "own_pending": mine.filter(status=Status.PENDING_APPROVAL, requested_by=request.user)[:20],
             "attention": mine.filter(Q(status=Status.FAILED) | Q(status=Status.ACTIVE, drift__isnull=False))
             .order_by("-updated_at")[:50],
             "recent": mine.filter(decided_at__isnull=False).order_by("-decided_at")[:20],

@@ -20,6 +20,8 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config
 
+from requests_app.aws import ratelimit
+
 logger = logging.getLogger(__name__)
 SESSION_NAME = "peering-portal"
 # botocore's standard mode retries throttling and 5xx with backoff before we ever see them.
@@ -254,6 +256,7 @@ class AwsGateway:
                 client.meta.events.register(
                     "before-parameter-build.ec2", functools.partial(self._trace, account.account_id, region)
                 )
+            client.meta.events.register("before-call.ec2", functools.partial(ratelimit.hook, account.account_id, region))
             for event, handler, first in self._hooks:
                 (client.meta.events.register_first if first else client.meta.events.register)(event, handler)
             self._clients[key] = (expires, client)
