@@ -203,43 +203,17 @@ def matches(shape: Shape) -> bool:
         return False
 
 
-def migrate(log: Any = print) -> None:
-    """`manage.py migrate`, working around requests_app 0004 if it fails on this server.
-
-    0004 runs its trigger DDL through `schema_editor.execute(CREATE)`, whose PostgreSQL version
-    merges parameters client-side even when there are none, so the `%` of the RAISE format string
-    is refused as a placeholder ("incomplete placeholder: '%'"). If that happens, the same DDL
-    runs through a plain cursor (no parameters, no placeholder parsing), 0004 is recorded as
-    applied, and the remaining migrations run: the schema is the one 0004 means to build.
-    """
-    import importlib
-
+def migrate() -> None:
     from django.core.management import call_command
-    from django.db import connection
-    from django.db.migrations.recorder import MigrationRecorder
 
-    try:
-        call_command("migrate", verbosity=0)
-        return
-    except Exception as exc:
-        failure = exc
-    applied = MigrationRecorder(connection).applied_migrations()
-    if ("requests_app", "0004_audit_append_only") in applied or (
-        "requests_app", "0003_webhook_outbox_and_tokens"
-    ) not in applied:
-        raise failure
-    module = importlib.import_module("requests_app.migrations.0004_audit_append_only")
-    with connection.cursor() as cursor:
-        cursor.execute(module.CREATE)
-    call_command("migrate", "requests_app", "0004", fake=True, verbosity=0)
     call_command("migrate", verbosity=0)
-    log(f"note: migration requests_app 0004 failed ({failure}); its trigger was created with a plain cursor")
 
 
 def ensure(name: str, shape: Shape, *, reuse: bool, log: Any = print) -> bool:
     """Make `name` the current database holding `shape`; True if it was (re)built."""
     if reuse and database_exists(name):
         use_database(name)
+        migrate()  # a reused database gets migrations added since it was built
         if matches(shape):
             log(f"reusing database {name} ({shape.describe()})")
             return False
@@ -249,7 +223,7 @@ def ensure(name: str, shape: Shape, *, reuse: bool, log: Any = print) -> bool:
     recreate_database(name)
     use_database(name)
     start = time.perf_counter()
-    migrate(log)
+    migrate()
     migrated = time.perf_counter()
     counts = build(shape)
     log(

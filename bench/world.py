@@ -32,6 +32,7 @@ import statistics
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -209,7 +210,7 @@ def setup_django() -> str:
 def other_activity() -> list[str]:
     """Other benchmark, test, sandbox or worker processes on this machine (not ours), to say
     whether the figures were taken on a quiet machine."""
-    mine = {os.getpid(), *Processes.pids}
+    mine = {os.getpid(), os.getppid(), *Processes.pids}
     try:
         listing = subprocess.run(["ps", "-eo", "pid=,pgid=,args="], capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
@@ -246,16 +247,25 @@ class Processes:
         return self.log_dir / f"{name}.log"
 
     def stop(self, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
-        if proc.poll() is None:
-            # The leader only: celery's main process stops its own pool (warm shutdown).
-            proc.send_signal(signal.SIGTERM)
+        if proc.poll() is not None:
+            return
+        # The leader only: celery's main process stops its own pool (warm shutdown).
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            # Still running: the whole group (the leader and its pool), by the group's id.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout)
-        # Whatever is left of the group (a pool process, a server thread's child).
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(5)
+                proc.wait(5)
+
+    def stop_named(self, names: Iterable[str]) -> None:
+        """Stop these (the workers), leaving the rest (the sandbox) running."""
+        wanted = set(names)
+        for name, proc in self.children:
+            if name in wanted:
+                self.stop(proc)
 
     def stop_all(self) -> None:
         for _, proc in reversed(self.children):
@@ -309,14 +319,19 @@ def start_sandbox(processes: Processes) -> str:
     return url
 
 
-def worker_command(name: str, *, profile: Path | None = None, send_log: Path | None = None) -> list[str]:
-    """`celery worker` of concurrency 1, as the issue runs it; through this module when profiling."""
+def worker_command(
+    name: str, *, profile: Path | None = None, profile_skip: int = 0, send_log: Path | None = None,
+    timers: Path | None = None,
+) -> list[str]:
+    """`celery worker` of concurrency 1, as the issue runs it; through this module to instrument it."""
     args = ["-A", "peering_portal", "worker", "-l", "WARNING", "--concurrency", "1", "-n", f"{name}@%h"]
-    if profile is None and send_log is None:
+    if profile is None and send_log is None and timers is None:
         return [PY, "-m", "celery", *args]
     wrapper = [PY, "-m", "bench.world", "worker"]
+    if timers is not None:
+        wrapper += ["--timers", str(timers)]
     if profile is not None:
-        wrapper += ["--profile", str(profile)]
+        wrapper += ["--profile", str(profile), "--profile-skip", str(profile_skip)]
     if send_log is not None:
         wrapper += ["--send-log", str(send_log)]
     return [*wrapper, "--", *args]
@@ -324,7 +339,7 @@ def worker_command(name: str, *, profile: Path | None = None, send_log: Path | N
 
 def start_workers(
     processes: Processes, names: list[str], env: dict[str, str], *, profile_dir: Path | None = None,
-    send_log: Path | None = None, timeout: float = 90,
+    profile_skip: int = 0, send_log: Path | None = None, timers: Path | None = None, timeout: float = 90,
 ) -> list[subprocess.Popen[bytes]]:
     """Start the workers and wait until each answers a ping over the broker."""
     from peering_portal.celery import app
@@ -332,7 +347,7 @@ def start_workers(
     procs = [
         processes.start(
             name, worker_command(name, profile=profile_dir / f"{name}.prof" if profile_dir else None,
-                                 send_log=send_log), env,
+                                 profile_skip=profile_skip, send_log=send_log, timers=timers), env,
         )
         for name in names
     ]
@@ -551,6 +566,17 @@ def submit_requests(world: World, portal: Portal) -> None:
         portal.request_ids.append(str(request.pk))
 
 
+def wait_notifications_sent(timeout: float = 60) -> None:
+    """Until the workers have sent every email queued so far (they take them in the queue's order,
+    so work queued next would wait behind them), then a moment more."""
+    from requests_app.models import Notification
+
+    deadline = time.monotonic() + timeout
+    while Notification.objects.filter(state=Notification.State.PENDING).exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.05)
+
+
 def build(label: str, layout: Layout, account_base: int) -> World:
     world = plan_world(label, layout, account_base)
     build_sandbox(world)
@@ -568,6 +594,10 @@ class Bare:
     def __init__(self, world: World) -> None:
         region = world.layout.region
         self.clients = {a: ec2_client(a, region) for a in [*world.hub_account_ids, *world.spoke_account_ids]}
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the calls so far (the warm-up's)."""
         self.calls: Counter[str] = Counter()
         self.durations: dict[str, list[float]] = defaultdict(list)
 
@@ -597,6 +627,12 @@ class Bare:
                            VpcPeeringConnectionId=connection_id)
                 calls += 1
         return connection_id, calls
+
+    def probe_describe(self, pair: Pair, connection_id: str) -> None:
+        """One DescribeVpcPeeringConnections by id, untimed by the peering, to know what a describe
+        costs in the sandbox (the bare sequence has none; the portal's does)."""
+        self._call(pair.spoke.account_id, "describe_vpc_peering_connections", VpcPeeringConnectionIds=[connection_id])
+        self.calls["describe_vpc_peering_connections"] -= 1  # not part of the sequence
 
 
 # --- what the workers leave behind ------------------------------------------------------------
@@ -668,22 +704,12 @@ def peak_rates(calls: Iterable[dict[str, Any]], specs: dict[str, tuple[float, fl
     return peaks
 
 
-def aws_call_durations(log_paths: Iterable[Path]) -> dict[str, list[tuple[str, float]]]:
-    """Per peering request, the EC2 calls the worker timed ("aws X ... ok in N ms", INFO lines of
-    requests_app.aws.gateway in the workers' JSON logs): (operation, milliseconds)."""
-    found: dict[str, list[tuple[str, float]]] = defaultdict(list)
-    for path in log_paths:
-        if not path.exists():
-            continue
-        for line in path.read_text(errors="replace").splitlines():
-            if not line.startswith("{") or '"requests_app.aws.gateway"' not in line:
-                continue
-            with contextlib.suppress(ValueError, KeyError):
-                entry = json.loads(line)
-                words = entry["message"].split()
-                if words[0] == "aws" and words[-1] == "ms":
-                    found[entry["request_id"]].append((words[1], float(words[-2])))
-    return found
+def estimated_aws_ms(operations: Counter[str], per_call_ms: dict[str, float]) -> float | None:
+    """What `operations` would cost at the bare script's median latency per operation (the worker
+    runs at -l WARNING, so it does not log its own timing of each call)."""
+    if any(op not in per_call_ms for op in operations):
+        return None
+    return sum(n * per_call_ms[op] for op, n in operations.items())
 
 
 @dataclass
@@ -696,10 +722,11 @@ class Timeline:
     steps: list[tuple[str, float, float]]  # (name, started, finished)
     completed: float  # provisioning.completed
     worker: str
+    approval_mail_sent: float | None  # the "approved" notification, queued ahead of the task
 
 
 def timelines(request_ids: list[str]) -> dict[str, Timeline]:
-    from requests_app.models import AuditEvent, ProvisioningStep
+    from requests_app.models import AuditEvent, Notification, ProvisioningStep
 
     events = AuditEvent.objects.filter(
         request_id__in=request_ids, action__in=["provisioning.started", "provisioning.completed"]
@@ -713,8 +740,13 @@ def timelines(request_ids: list[str]) -> dict[str, Timeline]:
         "position"
     ).values_list("request_id", "name", "started_at", "finished_at"):
         steps[str(request_id)].append((name, started.timestamp(), finished.timestamp() if finished else started.timestamp()))
+    mails = dict(
+        Notification.objects.filter(request_id__in=request_ids, event="request.approved", sent_at__isnull=False)
+        .values_list("request_id", "sent_at")
+    )
     return {
-        rid: Timeline(rid, m["provisioning.started"], steps[rid], m["provisioning.completed"], m["worker"])
+        rid: Timeline(rid, m["provisioning.started"], steps[rid], m["provisioning.completed"], m["worker"],
+                      mails[uuid.UUID(rid)].timestamp() if uuid.UUID(rid) in mails else None)
         for rid, m in marks.items()
         if "provisioning.started" in m and "provisioning.completed" in m
     }
@@ -726,8 +758,17 @@ def phases(line: Timeline, approved: float, seen: float) -> dict[str, float]:
     create, accept = by_name["create connection"], by_name["accept"]
     routes = [(s, f) for name, s, f in line.steps if name.startswith("route ")]
     first_route, last_route = min(s for s, _ in routes), max(f for _, f in routes)
+    mail = line.approval_mail_sent
+    if mail is not None and approved <= mail <= line.started:
+        # The approval's email task was queued first and ran first on this worker.
+        waiting = {
+            "approve -> approval email sent (its task ran first)": (mail - approved) * 1000,
+            "email sent -> provisioning.started (load, claim, checks)": (line.started - mail) * 1000,
+        }
+    else:
+        waiting = {"queue, load, claim, checks (approve -> provisioning.started)": (line.started - approved) * 1000}
     return {
-        "queue, load, checks (approve -> provisioning.started)": (line.started - approved) * 1000,
+        **waiting,
         "started -> create step": (create[0] - line.started) * 1000,
         "create step (find, create, store id, wait visible)": (create[1] - create[0]) * 1000,
         "create -> accept step": (accept[0] - create[1]) * 1000,
@@ -742,10 +783,12 @@ def phases(line: Timeline, approved: float, seen: float) -> dict[str, float]:
 def print_phases(rows: list[dict[str, float]]) -> None:
     if not rows:
         return
+    names = list(dict.fromkeys(name for row in rows for name in row))
     print(f"\n{'where the portal time goes (from audit events and the step log)':<62} {'median ms':>9} {'p95 ms':>8}")
-    for name in rows[0]:
-        values = [r[name] for r in rows]
-        print(f"  {name:<60} {median(values):>9.1f} {p95(values):>8.1f}")
+    for name in names:
+        values = [r[name] for r in rows if name in r]
+        share = "" if len(values) == len(rows) else f"  ({len(values)} of {len(rows)} peerings)"
+        print(f"  {name:<60} {median(values):>9.1f} {p95(values):>8.1f}{share}")
 
 
 # --- profiles ---------------------------------------------------------------------------------
@@ -818,6 +861,8 @@ def _worker_main(argv: list[str]) -> None:
     call left the rate limiter (the AWS_CALL_LOG line is written before the limiter waits)."""
     parser = argparse.ArgumentParser(prog="python -m bench.world worker")
     parser.add_argument("--profile", type=Path, help="dump a cProfile of the provisioning tasks to FILE.<pid>")
+    parser.add_argument("--profile-skip", type=int, default=0, help="leave the first N provisioning tasks out")
+    parser.add_argument("--timers", type=Path, help="append, per task, the time spent in the portal's parts to FILE")
     parser.add_argument("--send-log", type=Path, help="append when each EC2 call is let through to FILE")
     parser.add_argument("celery_args", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
@@ -828,15 +873,21 @@ def _worker_main(argv: list[str]) -> None:
     if args.send_log is not None:
         from requests_app.aws import ratelimit
 
-        through = ratelimit.hook
         send_log = args.send_log
 
-        def hook(account_id: str, region: str, model: Any, **kwargs: Any) -> None:
+        def hook(account_id: str, region: str, model: Any, **_: Any) -> None:
+            # What ratelimit.hook does, with its sleeps counted.
+            slept = [0.0]
+
+            def sleep(seconds: float) -> None:
+                slept[0] += seconds
+                time.sleep(seconds)
+
             asked = time.time()
-            through(account_id, region, model, **kwargs)
+            ratelimit.acquire(account_id, region, model.name, sleep=sleep)
             sent = time.time()
-            line = json.dumps({"time": sent, "waited": sent - asked, "operation": model.name,
-                               "account_id": account_id, "region": region})
+            line = json.dumps({"time": sent, "in_limiter": sent - asked, "waited": slept[0],
+                               "operation": model.name, "account_id": account_id, "region": region})
             with open(send_log, "a", encoding="utf-8") as out:
                 out.write(line + "\n")
 
@@ -850,23 +901,156 @@ def _worker_main(argv: list[str]) -> None:
 
         profiler = cProfile.Profile()
         target = args.profile
+        seen = Counter[str]()
 
         def start(task: Any = None, **_: Any) -> None:
             if task is not None and task.name in PROFILED_TASKS:
-                profiler.enable()
+                seen["tasks"] += 1
+                if seen["tasks"] > args.profile_skip:
+                    profiler.enable()
 
         def stop(task: Any = None, **_: Any) -> None:
-            if task is not None and task.name in PROFILED_TASKS:
+            if task is not None and task.name in PROFILED_TASKS and seen["tasks"] > args.profile_skip:
                 profiler.disable()
                 profiler.dump_stats(f"{target}.{os.getpid()}")
 
         task_prerun.connect(start, weak=False)
         task_postrun.connect(stop, weak=False)
 
+    if args.timers is not None:
+        _install_timers(args.timers)
+
     from celery.__main__ import main as celery_main
 
     sys.argv = ["celery", *celery_args]
     celery_main()
+
+
+# (label, module, class or None, attribute): wrapped with a timer in the worker (`--timers`).
+TIMED = (
+    ("Saga.__init__ (load request, plan)", "requests_app.provisioning", "Saga", "__init__"),
+    ("Saga.claim + release (lease)", "requests_app.provisioning", "Saga", "claim"),
+    ("Saga.claim + release (lease)", "requests_app.provisioning", "Saga", "release"),
+    ("count the delivery", "requests_app.provisioning", None, "_too_many_deliveries"),
+    ("peering_request_evaluate (checks)", "requests_app.services", None, "peering_request_evaluate"),
+    ("request_transition (2: status, audit, outbox)", "requests_app.services", None, "request_transition"),
+    ("audit.record (every caller)", "requests_app.audit", None, "record"),
+    ("Saga.renew (lease, after each AWS call)", "requests_app.provisioning", "Saga", "renew"),
+    ("Model.save (steps, audit events, ...)", "django.db.models", "Model", "save"),
+    ("AwsGateway._call (boto3, incl. the two below)", "requests_app.aws.gateway", "AwsGateway", "_call"),
+    ("ratelimit.acquire (EC2 buckets, in the cache)", "requests_app.aws.ratelimit", None, "acquire"),
+    ("AwsGateway._trace (AWS_CALL_LOG line)", "requests_app.aws.gateway", "AwsGateway", "_trace"),
+)
+
+SQL_LABELS = (
+    "SQL statements (an autocommit one includes its commit)",
+    "  of which SELECT ... FOR UPDATE (chain head, incl. lock waits)",
+    "  of which the others",
+    "SQL commits of atomic blocks",
+)
+
+
+def _install_timers(path: Path) -> None:
+    """Time the portal's parts in each task with perf_counter wrappers (cheap, unlike cProfile),
+    and count the SQL statements and commits; one JSON line per task."""
+    import functools
+    import importlib
+
+    from celery.signals import task_postrun, task_prerun
+
+    totals: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
+    installed: list[bool] = []
+    started: dict[str, float] = {}
+
+    def timed(label: str, func: Any) -> Any:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return func(*args, **kwargs)
+            finally:
+                entry = totals[label]
+                entry[0] += 1
+                entry[1] += time.perf_counter() - t0
+
+        return wrapper
+
+    def install() -> None:
+        from django.db import connections
+        from django.db.backends.base.base import BaseDatabaseWrapper
+
+        for label, module_name, class_name, attribute in TIMED:
+            owner: Any = importlib.import_module(module_name)
+            if class_name:
+                owner = getattr(owner, class_name)
+            setattr(owner, attribute, timed(label, getattr(owner, attribute)))
+        BaseDatabaseWrapper.commit = timed(SQL_LABELS[3], BaseDatabaseWrapper.commit)  # type: ignore[method-assign]
+
+        def sql(execute: Any, query: str, params: Any, many: bool, context: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return execute(query, params, many, context)
+            finally:
+                # The audit chain head is locked FOR UPDATE by every audit.record: its time includes
+                # waiting for another worker's transaction to let go of it.
+                label = SQL_LABELS[1] if "FOR UPDATE" in query else SQL_LABELS[2]
+                for key in (SQL_LABELS[0], label):
+                    entry = totals[key]
+                    entry[0] += 1
+                    entry[1] += time.perf_counter() - t0
+
+        connections["default"].execute_wrappers.append(sql)
+        installed.append(True)
+
+    def start(task_id: str = "", task: Any = None, **_: Any) -> None:
+        if not installed:
+            install()
+        totals.clear()
+        started[task_id] = time.perf_counter()
+
+    def stop(task_id: str = "", task: Any = None, args: Any = (), **_: Any) -> None:
+        elapsed = time.perf_counter() - started.pop(task_id, time.perf_counter())
+        line = {
+            "task": getattr(task, "name", ""), "request_id": str(args[0]) if args else "", "time": time.time(),
+            "pid": os.getpid(), "total_ms": elapsed * 1000,
+            "parts": {label: {"calls": n, "ms": seconds * 1000} for label, (n, seconds) in totals.items()},
+        }
+        with open(path, "a", encoding="utf-8") as out:
+            out.write(json.dumps(line) + "\n")
+
+    task_prerun.connect(start, weak=False)
+    task_postrun.connect(stop, weak=False)
+
+
+def print_timers(path: Path, request_ids: Iterable[str] | None = None) -> None:
+    """The medians per provisioning task of what `--timers` recorded, and the other tasks' cost."""
+    if not path.exists():
+        print("\nno timers were written")
+        return
+    wanted = set(request_ids) if request_ids is not None else None
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    provisioning = [r for r in rows if r["task"] in PROFILED_TASKS and (wanted is None or r["request_id"] in wanted)]
+    others: dict[str, list[float]] = defaultdict(list)
+    for r in rows:
+        if r["task"] not in PROFILED_TASKS:
+            others[r["task"].rsplit(".", 1)[-1]].append(r["total_ms"])
+    if not provisioning:
+        print("\nno provisioning task was timed")
+        return
+    totals = [r["total_ms"] for r in provisioning]
+    print(f"\ninside the worker, per provisioning task ({len(provisioning)} timed; perf_counter wrappers, inclusive:")
+    print("audit.record runs inside request_transition, SQL inside most of them)")
+    print(f"  {'':<62} {'calls':>6} {'median ms':>9} {'share':>6}")
+    print(f"  {'the whole task':<62} {1:>6} {median(totals):>9.1f} {100:>5.0f}%")
+    seen = {label for r in provisioning for label in r["parts"]}
+    order = [*SQL_LABELS, *(label for label, *_ in TIMED)]
+    labels = [label for label in dict.fromkeys(order) if label in seen] + sorted(seen - set(order))
+    for label in labels:
+        ms = [r["parts"].get(label, {"ms": 0.0})["ms"] for r in provisioning]
+        calls = [r["parts"].get(label, {"calls": 0})["calls"] for r in provisioning]
+        print(f"  {label:<62} {median(calls):>6.0f} {median(ms):>9.1f} {100 * median(ms) / median(totals):>5.0f}%")
+    for name, ms in sorted(others.items()):
+        print(f"  other tasks on the same worker(s): {len(ms)} x {name}, median {median(ms):.1f} ms each")
 
 
 def iter_profiles(profile_dir: Path) -> Iterator[Path]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -10,6 +11,7 @@ from django.db import connection
 from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from requests_app import permissions, selectors, services
@@ -20,8 +22,6 @@ from requests_app.models import AwsAccount, ObservedPeering, PeeringRequest
 
 def healthz(request: HttpRequest) -> JsonResponse:
     """200 when the database and the broker answer; 503 naming what is down."""
-    from django.conf import settings
-
     from peering_portal.celery import app
 
     report: dict[str, str] = {}
@@ -46,7 +46,6 @@ def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus metrics; with METRICS_TOKEN set, only for `Authorization: Bearer <token>`."""
     import hmac
 
-    from django.conf import settings
     from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
     from requests_app.metrics import PortalCollector
@@ -159,7 +158,7 @@ def _visible_or_404(request: HttpRequest, pk: Any) -> Any:
 @login_required
 def request_detail(request: HttpRequest, pk: Any) -> HttpResponse:
     obj = _visible_or_404(request, pk)
-    events = list(obj.events.select_related("actor").order_by("id"))
+    events = list(obj.events.order_by("id"))
     return render(
         request,
         "requests_app/request_detail.html",
@@ -244,9 +243,6 @@ def request_action(request: HttpRequest, pk: Any, action: str) -> HttpResponse:
 
 @login_required
 def approvals(request: HttpRequest) -> HttpResponse:
-    from django.conf import settings
-    from django.utils import timezone
-
     owned = permissions.owned_vpc_ids(request.user)
     mine = selectors.requests_visible_to(request.user).filter(accepter_vpc_id__in=owned)
     sla = timedelta(hours=settings.APPROVAL_SLA_HOURS)
