@@ -17,6 +17,7 @@ ratio large/small per page. The goal is a ratio <= 1.5 per page; the last line i
 
     python bench/pages_history.py [--requests 10000 --vpcs 500] [--small-requests 100 --small-vpcs 10]
                                   [--events 20] [--samples 30] [--reuse]
+                                  [--large-database portal_bench --small-database portal_bench_small]
 
 The databases `portal_bench` (the large size: the one bench/api_history.py uses, so `--reuse`
 after that script skips the load) and `portal_bench_small` are created on the server of
@@ -127,10 +128,12 @@ def measure_size(size: str, samples: int, rng: random.Random) -> list[Measuremen
     ]
 
 
-def report(database: str, samples: int, shapes: dict[str, seed.Shape], results: list[Measurement]) -> None:
+def report(
+    database: str, samples: int, shapes: dict[str, seed.Shape], databases: dict[str, str], results: list[Measurement]
+) -> None:
     print(f"\npages under history on {database}; {samples} requests per page and size, in-process (test Client)")
     for size, shape in shapes.items():
-        print(f"  {size}: {shape.describe()}")
+        print(f"  {size}: {shape.describe()} (database {databases[size]})")
     print(f"{'size':<5}  {'page':<9}  {'median ms':>9}  {'p95 ms':>7}  {'queries':>7}  holds")
     for m in results:
         print(f"{m.size:<5}  {m.page:<9}  {m.median_ms:>9.1f}  {m.p95_ms:>7.1f}  {m.queries:>7}  {m.holds}")
@@ -151,6 +154,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--events", type=int, default=20, help="audit events per request (default 20)")
     parser.add_argument("--samples", type=int, default=30, help="timed requests per page and size (default 30)")
     parser.add_argument("--reuse", action="store_true", help="keep a database that already holds its shape")
+    parser.add_argument("--large-database", default=LARGE_DATABASE, help=f"(default {LARGE_DATABASE})")
+    parser.add_argument("--small-database", default=SMALL_DATABASE, help=f"(default {SMALL_DATABASE})")
     args = parser.parse_args(argv)
     if args.samples < 2 or args.events < 1:
         parser.error("--samples must be at least 2 and --events at least 1")
@@ -163,8 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         "small": seed.Shape(args.small_requests, args.small_vpcs, args.events),
         "large": seed.Shape(args.requests, args.vpcs, args.events),
     }
-    databases = {"small": SMALL_DATABASE, "large": LARGE_DATABASE}
-    var_dir = seed.prepare_environment(SMALL_DATABASE, "bench-pages-history-")
+    databases = {"small": args.small_database, "large": args.large_database}
+    var_dir = seed.prepare_environment(args.small_database, "bench-pages-history-")
     results: list[Measurement] = []
     database = ""
     try:
@@ -179,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
 
         connections.close_all()
         shutil.rmtree(var_dir, ignore_errors=True)
-    report(database, args.samples, shapes, results)
+    report(database, args.samples, shapes, databases, results)
     return 0
 
 

@@ -66,6 +66,8 @@ class Side:
     latencies_ms: list[float] = field(default_factory=list)
     calls: list[int] = field(default_factory=list)
     operations: Counter[str] = field(default_factory=Counter)
+    cpu: Counter[str] = field(default_factory=Counter)  # CPU seconds per process kind, measured peerings
+    wall: float = 0.0  # seconds of the windows the CPU was measured over
 
 
 def wait_status(request_id: str, *, poll: float = POLL_SECONDS) -> str:
@@ -151,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         w.start_workers(processes, ["w1"], w.worker_environment(trace_path), profile_dir=profile_dir,
                         profile_skip=args.warmup, timers=timers)
         trace = w.TraceReader(trace_path)
+        meter = w.CpuMeter(processes)
         w.wait_notifications_sent()  # the emails of the filed requests
         print(f"{database}: {backend.describe()}; world: {layout.describe()}; "
               f"set up in {time.perf_counter() - started:.1f} s", flush=True)
@@ -160,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             measured = i >= args.warmup
             order = ("bare", "portal") if i % 2 == 0 else ("portal", "bare")
             for side in order:
+                cpu_before, wall_before = meter.snapshot(), time.perf_counter()
                 if side == "bare":
                     t0 = time.perf_counter()
                     connection_id, calls = bare.peer(pair)
@@ -180,7 +184,12 @@ def main(argv: list[str] | None = None) -> int:
                         measured_ids.append(request_id)
                     else:
                         print(f"warm-up peering: portal {elapsed:.0f} ms, {len(lines)} EC2 calls", flush=True)
-                w.wait_notifications_sent()
+                    w.wait_notifications_sent()  # and the task's tail: the 'active' email
+                if measured:
+                    spent = (portal_side if side == "portal" else bare_side)
+                    spent.wall += time.perf_counter() - wall_before
+                    for name, seconds in w.CpuMeter.spent(cpu_before, meter.snapshot()).items():
+                        spent.cpu[name] += seconds
             if i + 1 == args.warmup:
                 bare.reset()
         processes.stop_named(["w1"])  # its logs, timers and profile are complete once it has stopped
@@ -200,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     busy_after = w.other_activity()
 
     report(args, portal_side, bare_side, approve_ms, phase_rows, bare, peaks)
+    for name, side in (("bare", bare_side), ("portal", portal_side)):
+        w.print_cpu(f"{name} (each peering, and for the portal its emails)", dict(side.cpu),
+                    len(side.latencies_ms), side.wall)
     if timers:
         w.print_timers(timers, measured_ids)
     if profile_dir:

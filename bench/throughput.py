@@ -217,15 +217,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{database}: {backend.describe()}; world: {layout.describe()}; "
               f"set up in {time.perf_counter() - started:.1f} s", flush=True)
 
+        meter = w.CpuMeter(processes)
+        cpu_before = meter.snapshot()
         t0 = time.perf_counter()
         for pair in bare_world.pairs:
             bare.peer(pair)
         bare_seconds = time.perf_counter() - t0
+        bare_cpu = w.CpuMeter.spent(cpu_before, meter.snapshot())
         print(f"bare: {args.peerings} peerings one after another in {bare_seconds:.1f} s", flush=True)
 
         approving, committing = approve_all(portal.request_ids, portal.approver)
+        cpu_before = meter.snapshot()
         counts = wait_all(portal.request_ids)
         portal_seconds = time.perf_counter() - committing
+        portal_cpu = w.CpuMeter.spent(cpu_before, meter.snapshot())
         print(f"portal: {args.peerings} approvals in {approving:.1f} s (one transaction), then "
               f"{portal_seconds:.1f} s to {counts}", flush=True)
         processes.stop_named(names)  # their logs, timers and profiles are complete once they stop
@@ -256,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
           f"({sum(1 for line in trace) / n:.1f} EC2 calls each)")
     print(f"  peerings per worker: {dict(sorted(by_worker.items()))}")
     print(f"  EC2 calls in the trace: {dict(Counter(line['operation'] for line in trace).most_common())}")
+    w.print_cpu("bare, sequential", bare_cpu, n, bare_seconds)
+    w.print_cpu(f"portal, {args.workers} workers (from the commit to the last `active`)", portal_cpu, n, portal_seconds)
     print(f"\nexactly once: {'yes' if not problems else 'NO'}"
           + ("" if not problems else f" ({len(problems)} problems: {'; '.join(problems[:10])})"))
     report_peaks("EC2 call rates from the AWS_CALL_LOG trace (stamped before the rate limiter)", peaks)

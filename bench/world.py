@@ -365,6 +365,55 @@ def start_workers(
     return procs
 
 
+# --- CPU --------------------------------------------------------------------------------------
+class CpuMeter:
+    """CPU seconds (user + system) used so far by each part of the run, from /proc: this process,
+    the sandbox, the workers (with their pool processes), PostgreSQL and Redis (all of their
+    processes on this host: on a quiet machine, ours). Two snapshots subtracted give what a phase
+    cost, and, against its wall time and the cores, how busy the machine was."""
+
+    def __init__(self, processes: Processes) -> None:
+        self.processes = processes
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def snapshot(self) -> dict[str, float]:
+        groups = {proc.pid: ("sandbox (moto)" if name == "sandbox" else "workers")
+                  for name, proc in self.processes.children}
+        used: dict[str, float] = defaultdict(float)
+        own = os.times()
+        used["this process (bench)"] = own.user + own.system
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                text = stat.read_text()
+            except OSError:
+                continue
+            name = text[text.index("(") + 1 : text.rindex(")")]
+            fields = text[text.rindex(")") + 2 :].split()
+            seconds = (int(fields[11]) + int(fields[12])) / self.tick  # utime, stime
+            group = int(fields[2])
+            if group in groups:
+                used[groups[group]] += seconds
+            elif name.startswith(("postgres", "redis-server")):
+                # With cutime and cstime: a backend that ended (a worker closes its connection after
+                # each task) is counted in the postmaster that reaped it.
+                seconds += (int(fields[13]) + int(fields[14])) / self.tick
+                used["postgresql" if name.startswith("postgres") else "redis"] += seconds
+        return dict(used)
+
+    @staticmethod
+    def spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+        return {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
+
+
+def print_cpu(title: str, spent: dict[str, float], peerings: int, wall_seconds: float) -> None:
+    cores = os.cpu_count() or 1
+    total = sum(spent.values())
+    print(f"\n{title}: CPU per peering ({total / wall_seconds:.2f} of {cores} cores busy over {wall_seconds:.1f} s)")
+    for name, seconds in sorted(spent.items(), key=lambda item: -item[1]):
+        print(f"  {name:<24} {1000 * seconds / peerings:>7.1f} ms")
+    print(f"  {'all':<24} {1000 * total / peerings:>7.1f} ms")
+
+
 # --- the world --------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Layout:

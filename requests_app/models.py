@@ -213,6 +213,14 @@ class PeeringRequest(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [
+            # The requester dashboard's tally; the approver dashboard's queue and recent decisions.
+            models.Index(fields=["department", "status"], name="request_department_status"),
+            models.Index(
+                fields=["created_at"], condition=Q(status="pending_approval"), name="request_pending_by_age"
+            ),
+            models.Index(fields=["-decided_at"], condition=Q(decided_at__isnull=False), name="request_decided"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["pair_key"],

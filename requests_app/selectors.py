@@ -26,12 +26,34 @@ def requests_visible_to(user: Any) -> QuerySet[PeeringRequest]:
         "decided_by",
         "department",
     ).prefetch_related("steps")
+    return _visible(user, qs)
+
+
+def _visible(user: Any, qs: QuerySet[PeeringRequest]) -> QuerySet[PeeringRequest]:
     if permissions.is_admin(user):
         return qs
     return qs.filter(
         Q(department_id__in=permissions.department_ids(user))
         | Q(accepter_vpc_id__in=permissions.owned_vpc_ids(user))
     )
+
+
+def requests_for_api(user: Any) -> QuerySet[PeeringRequest]:
+    """What the API's request serializer reads, and nothing more (the pages need more joins)."""
+    qs = PeeringRequest.objects.select_related(
+        "requester_vpc", "accepter_vpc", "requested_by", "decided_by", "department"
+    ).prefetch_related("steps")
+    return _visible(user, qs)
+
+
+def request_is_visible(user: Any, request_id: Any) -> bool:
+    import uuid
+
+    try:
+        pk = uuid.UUID(str(request_id))
+    except ValueError:
+        return False
+    return _visible(user, PeeringRequest.objects.filter(pk=pk)).exists()
 
 
 def approval_queue_for(user: Any) -> QuerySet[PeeringRequest]:

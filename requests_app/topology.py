@@ -14,15 +14,18 @@ into rows; edges use absolute coordinates, so peerings between regions are drawn
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from django.db.models import Count, Max
+
 from requests_app import permissions, selectors
 from requests_app.domain.status import Status
-from requests_app.models import ObservedPeering, PeeringRequest, Vpc
+from requests_app.models import AuditEvent, ObservedPeering, PeeringRequest, Vpc
 
 # --- geometry (SVG user units; the SVG scales to the page width) ---------------------------------
 SPOKE_R = 10.0
@@ -480,6 +483,21 @@ def _one_request_per_pair(requests: Iterable[PeeringRequest]) -> list[PeeringReq
         if current is None or (current.status == Status.FAILED and request.status != Status.FAILED):
             chosen[request.pair_key] = request
     return list(chosen.values())
+
+
+def topology_version(user: Any) -> str:
+    """Changes whenever the picture could: any request or AWS state change (each writes an audit
+    event), a sync, a VPC or a peering seen in AWS, or the user's departments and VPCs."""
+    parts = (
+        AuditEvent.objects.aggregate(last=Max("id"))["last"],
+        PeeringRequest.objects.aggregate(n=Count("id"), updated=Max("updated_at")),
+        Vpc.objects.aggregate(n=Count("id"), synced=Max("synced_at")),
+        ObservedPeering.objects.aggregate(n=Count("id"), seen=Max("seen_at")),
+        sorted(permissions.department_ids(user)),
+        sorted(permissions.owned_vpc_ids(user)),
+        permissions.is_admin(user),
+    )
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
 
 
 def topology_for(user: Any) -> dict[str, Any]:

@@ -280,9 +280,20 @@ def _check_summary(checks: list[dict[str, Any]]) -> dict[str, Any]:
 
 @login_required
 def topology(request: HttpRequest) -> HttpResponse:
-    from requests_app.topology import topology_for
+    from django.core.cache import cache
+    from django.template.loader import render_to_string
+    from django.utils.safestring import mark_safe
 
-    return render(request, "requests_app/topology.html", topology_for(request.user))
+    from requests_app.topology import topology_for, topology_version
+
+    # Laying out hundreds of VPCs takes seconds, and the picture changes only when the data does:
+    # the rendered picture is kept per user and data version (every change writes an audit event).
+    key = f"topology:{request.user.pk}:{topology_version(request.user)}"
+    body = cache.get(key)
+    if body is None:
+        body = render_to_string("requests_app/_topology_body.html", topology_for(request.user), request=request)
+        cache.set(key, body, timeout=3600)
+    return render(request, "requests_app/topology.html", {"body": mark_safe(body)})
 
 
 @login_required

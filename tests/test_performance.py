@@ -151,3 +151,27 @@ def test_a_bucket_set_to_zero_never_waits(settings: Any) -> None:
     settings.EC2_RATE_PEERING = "0"
     for _ in range(100):
         assert ratelimit.acquire("111111111111", "us-east-1", "CreateVpcPeeringConnection", sleep=pytest.fail) == 0.0
+
+
+def test_the_topology_is_laid_out_again_only_when_the_data_changes(
+    client: Any, demo_world: dict[str, Any], api: Any, monkeypatch: Any
+) -> None:
+    from requests_app import topology
+
+    layouts = []
+    real_layout = topology.layout
+    monkeypatch.setattr(topology, "layout", lambda *a, **k: layouts.append(1) or real_layout(*a, **k))
+    client.force_login(demo_world["users"]["nina"])
+    first = client.get("/topology/").content.decode()
+    second = client.get("/topology/").content.decode()
+    assert len(layouts) == 1  # the second view came from the cache
+    picture = slice(first.index("<svg"), first.rindex("</table>"))
+    assert second[second.index("<svg"):second.rindex("</table>")] == first[picture]
+    vpcs = demo_world["vpcs"]
+    request_id = _file(api, "fiona", vpcs["finance-app"], vpcs["services-use1"])
+    assert f"/requests/{request_id}/".encode() in client.get("/topology/").content
+    assert len(layouts) == 2
+    # Another user's view is laid out (and cached) on its own: visibility differs.
+    client.force_login(demo_world["users"]["harry"])
+    assert f"/requests/{request_id}/".encode() not in client.get("/topology/").content
+    assert len(layouts) == 3

@@ -568,7 +568,7 @@ def test_queries_do_not_grow_with_vpcs_and_requests(client: Any, demo_world: dic
     large, response = _queries(client, user)
     assert len(response.context["picture"].nodes) >= drawn_before + (40 if username != "nina" else 0)
     assert large == small, (small, large)
-    assert small <= 12
+    assert small <= 16  # 4 of them read the data's version, which keys the cached picture
 
 
 @pytest.mark.django_db
@@ -576,5 +576,5 @@ def test_the_demo_world_page_has_a_bounded_number_of_queries(
     client: Any, demo_world: dict[str, Any], django_assert_max_num_queries: Any
 ) -> None:
     client.force_login(demo_world["users"]["admin"])
-    with django_assert_max_num_queries(12):
+    with django_assert_max_num_queries(16):
         assert client.get(URL).status_code == 200

@@ -147,7 +147,7 @@ class PeeringRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
     ordering_fields = ["created_at", "updated_at", "status"]
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
-        return selectors.requests_visible_to(self.request.user).order_by("-created_at", "-pk")
+        return selectors.requests_for_api(self.request.user).order_by("-created_at", "-pk")
 
     def _answer(self, request_obj: PeeringRequest, code: int = 200) -> Response:
         return Response(s.PeeringRequestSerializer(request_obj).data, status=code)
@@ -233,8 +233,9 @@ class PeeringRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
     @extend_schema(summary="The request's audit history, oldest first", responses={200: s.AuditEventSerializer(many=True), 404: ERROR})
     @action(detail=True, methods=["get"])
     def events(self, request: Request, pk: str) -> Response:
-        request_obj = services.get_visible_request(request.user, pk)
-        events = request_obj.events.order_by("id")
+        if not selectors.request_is_visible(request.user, pk):
+            raise services.PortalError("not_found", "No such peering request.", status=404)
+        events = AuditEvent.objects.filter(request_id=pk).order_by("id")
         page = self.paginate_queryset(events)
         if page is not None:
             return self.get_paginated_response(s.AuditEventSerializer(page, many=True).data)
