@@ -27,15 +27,21 @@ push a message to the worker, the worker polls its folder (every 0.25 s with thi
 settings, once a second with kombu's default), so each peering also waits for a poll: that
 measures the poll, not the portal.
 
-    python bench/provisioning.py [-n 10] [--warmup 1] [--embedded] [--profile] [--keep]
+    python bench/provisioning.py [-n 10] [--warmup 1] [--embedded] [--timers] [--profile] [--keep]
 
-`--profile` runs the worker under cProfile (through `python -m bench.world worker`) and prints
-where a provisioning task spends its time; profiling slows the worker, so read the shares, not the
-ratio, of such a run. Whatever the flags, the script also prints where the time goes from the
-portal's own records: the audit events and the step log of each request, and the worker's timing of
-each EC2 call. Logs, the trace and profiles are left in /tmp/bench-prov (`--keep` also keeps the
-database). The script reports and does not judge: it exits 0 whether or not the goal is met, and the
-ratio is the last line it prints.
+Besides the two sides' medians, p95 and EC2 calls (per operation), it prints where the portal's
+time goes, from its own records: the audit events and the step log of each request (approval ->
+provisioning.started -> each step -> provisioning.completed -> seen), and the CPU each process
+(this one, the sandbox, the worker, PostgreSQL, Redis) spent per peering, read from /proc.
+`--timers` runs the worker through `python -m bench.world worker`, which times the portal's parts
+inside each task (audit records, lease renewals, checks, boto3 calls, the rate limiter, SQL
+statements and commits, and who issued the statements) with cheap perf_counter wrappers.
+`--profile` runs it under cProfile instead and prints where a provisioning task spends its time;
+profiling slows the worker, so read the shares, not the ratio, of such a run. Logs, the trace,
+timers and profiles are left in /tmp/bench-prov (`--keep` also keeps the database). The run also
+watches for other benchmark, test or worker processes and says whether the machine stayed quiet.
+The script reports and does not judge: it exits 0 whether or not the goal is met, and the ratio is
+the last line it prints.
 """
 
 from __future__ import annotations
@@ -128,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     timers = VAR_DIR / "timers.jsonl" if args.timers else None
     if profile_dir:
         profile_dir.mkdir()
-    busy_before = w.other_activity()
+    watch = w.ActivityWatch()
     total = args.peerings + args.warmup
     layout = w.Layout(peerings=total, hubs=1, hub_accounts=1, spoke_accounts=1)
     layout.check(approved_at_once=1)
@@ -204,21 +210,23 @@ def main(argv: list[str] | None = None) -> int:
             from django.db import connections
 
             connections.close_all()
+        with contextlib.suppress(Exception):
+            w.clear_redis(backend)  # what the stopped workers left queued
         if not args.keep:
             w.drop_database(backend)
-    busy_after = w.other_activity()
+    quiet = watch.stop()
 
     report(args, portal_side, bare_side, approve_ms, phase_rows, bare, peaks)
-    for name, side in (("bare", bare_side), ("portal", portal_side)):
-        w.print_cpu(f"{name} (each peering, and for the portal its emails)", dict(side.cpu),
-                    len(side.latencies_ms), side.wall)
+    for title, side in (
+        ("bare (this process: the boto3 calls)", bare_side),
+        ("portal (this process: the approval and the 5 ms poll; the worker: the task and its emails)", portal_side),
+    ):
+        w.print_cpu(title, dict(side.cpu), len(side.latencies_ms), side.wall)
     if timers:
         w.print_timers(timers, measured_ids)
     if profile_dir:
         w.print_profile(list(w.iter_profiles(profile_dir)))
-    quiet = not busy_before and not busy_after
-    print(f"\nmachine quiet: {'yes' if quiet else 'no'}"
-          + ("" if quiet else f" (other processes: {'; '.join(sorted(set(busy_before + busy_after)))[:400]})"))
+    print(f"\n{quiet}")
     portal_median, bare_median = w.median(portal_side.latencies_ms), w.median(bare_side.latencies_ms)
     extra = w.median(portal_side.calls) - w.median(bare_side.calls)
     print(f"EC2 calls per peering above bare: {extra:+.0f} (goal <= +{CALLS_GOAL})")

@@ -13,8 +13,9 @@ so both start clean and neither sees the other's connections.
 The processes (the moto server and `celery worker`s) run in their own process groups and are stopped
 by `Processes.stop_all`, whatever happens. Run as `python -m bench.world worker [--profile FILE]
 [--send-log FILE] -- <celery worker arguments>`, this module is a `celery worker` that can also
-profile each provisioning task (cProfile) or log when each EC2 call leaves the rate limiter; the
-benchmarks start it that way only for `--profile`.
+profile each provisioning task (cProfile), time the portal's parts in each task (`--timers`), or
+log when each EC2 call leaves the rate limiter (`--send-log`); the benchmarks start it that way only
+when one of those flags is given, and otherwise run `python -m celery` itself.
 """
 
 from __future__ import annotations
@@ -223,6 +224,36 @@ def other_activity() -> list[str]:
         if any(word in args for word in ("bench/", "bench.", "pytest", "moto.server", "celery", "gunicorn")):
             found.append(f"{pid} {args[:100]}")
     return found
+
+
+class ActivityWatch:
+    """Looks for other benchmark, test or worker processes every few seconds while the run lasts,
+    so a run can say whether the machine stayed quiet throughout (not only at its start and end)."""
+
+    def __init__(self, every: float = 2.0) -> None:
+        import threading
+
+        self.seen: dict[str, None] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, args=(every,), daemon=True)
+        self._thread.start()
+
+    def _watch(self, every: float) -> None:
+        while True:
+            for found in other_activity():
+                self.seen.setdefault(found, None)
+            if self._stop.wait(every):
+                return
+
+    def stop(self) -> str:
+        """One line: whether the machine was quiet, and if not, what else ran."""
+        self._stop.set()
+        self._thread.join(5)
+        for found in other_activity():
+            self.seen.setdefault(found, None)
+        if not self.seen:
+            return "machine quiet: yes (no other benchmark, test, sandbox or worker process seen during the run)"
+        return f"machine quiet: no (also running: {'; '.join(self.seen)[:500]})"
 
 
 # --- processes --------------------------------------------------------------------------------
@@ -1008,16 +1039,22 @@ def _install_timers(path: Path) -> None:
     from celery.signals import task_postrun, task_prerun
 
     totals: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
+    issuers: Counter[str] = Counter()  # SQL statements by the innermost timed part that issued them
+    stack: list[str] = []
     installed: list[bool] = []
     started: dict[str, float] = {}
 
-    def timed(label: str, func: Any) -> Any:
+    def timed(label: str, func: Any, *, owner: bool = True) -> Any:
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             t0 = time.perf_counter()
+            if owner:
+                stack.append(label)
             try:
                 return func(*args, **kwargs)
             finally:
+                if owner:
+                    stack.pop()
                 entry = totals[label]
                 entry[0] += 1
                 entry[1] += time.perf_counter() - t0
@@ -1032,8 +1069,8 @@ def _install_timers(path: Path) -> None:
             owner: Any = importlib.import_module(module_name)
             if class_name:
                 owner = getattr(owner, class_name)
-            setattr(owner, attribute, timed(label, getattr(owner, attribute)))
-        BaseDatabaseWrapper.commit = timed(SQL_LABELS[3], BaseDatabaseWrapper.commit)  # type: ignore[method-assign]
+            setattr(owner, attribute, timed(label, getattr(owner, attribute), owner=class_name != "Model"))
+        BaseDatabaseWrapper.commit = timed(SQL_LABELS[3], BaseDatabaseWrapper.commit, owner=False)  # type: ignore[method-assign]
 
         def sql(execute: Any, query: str, params: Any, many: bool, context: Any) -> Any:
             t0 = time.perf_counter()
@@ -1043,6 +1080,7 @@ def _install_timers(path: Path) -> None:
                 # The audit chain head is locked FOR UPDATE by every audit.record: its time includes
                 # waiting for another worker's transaction to let go of it.
                 label = SQL_LABELS[1] if "FOR UPDATE" in query else SQL_LABELS[2]
+                issuers[stack[-1] if stack else "the saga itself (steps, connection id, route look-up)"] += 1
                 for key in (SQL_LABELS[0], label):
                     entry = totals[key]
                     entry[0] += 1
@@ -1055,6 +1093,8 @@ def _install_timers(path: Path) -> None:
         if not installed:
             install()
         totals.clear()
+        issuers.clear()
+        stack.clear()
         started[task_id] = time.perf_counter()
 
     def stop(task_id: str = "", task: Any = None, args: Any = (), **_: Any) -> None:
@@ -1063,6 +1103,7 @@ def _install_timers(path: Path) -> None:
             "task": getattr(task, "name", ""), "request_id": str(args[0]) if args else "", "time": time.time(),
             "pid": os.getpid(), "total_ms": elapsed * 1000,
             "parts": {label: {"calls": n, "ms": seconds * 1000} for label, (n, seconds) in totals.items()},
+            "sql_by_issuer": dict(issuers),
         }
         with open(path, "a", encoding="utf-8") as out:
             out.write(json.dumps(line) + "\n")
@@ -1100,6 +1141,11 @@ def print_timers(path: Path, request_ids: Iterable[str] | None = None) -> None:
         print(f"  {label:<62} {median(calls):>6.0f} {median(ms):>9.1f} {100 * median(ms) / median(totals):>5.0f}%")
     for name, ms in sorted(others.items()):
         print(f"  other tasks on the same worker(s): {len(ms)} x {name}, median {median(ms):.1f} ms each")
+    issuers = list(dict.fromkeys(k for r in provisioning for k in r.get("sql_by_issuer", {})))
+    if issuers:
+        print("  SQL statements per task by who issued them (the innermost timed part):")
+        for name in sorted(issuers, key=lambda k: -median([r["sql_by_issuer"].get(k, 0) for r in provisioning])):
+            print(f"    {median([r['sql_by_issuer'].get(name, 0) for r in provisioning]):>5.0f}  {name}")
 
 
 def iter_profiles(profile_dir: Path) -> Iterator[Path]:
