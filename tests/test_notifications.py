@@ -7,6 +7,7 @@ the integration test runs the real worker with the file-based mail backend.
 from __future__ import annotations
 
 import email
+import email.header
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -443,6 +444,11 @@ def _mails(mail_dir: Path) -> list[email.message.Message]:
     return messages
 
 
+def _subject(message: email.message.Message) -> str:
+    """The Subject as a person reads it (a non-ASCII one travels as RFC 2047 encoded words)."""
+    return str(email.header.make_header(email.header.decode_header(message["Subject"])))
+
+
 def _text(message: email.message.Message) -> str:
     payload = message.get_payload(decode=True)
     return payload.decode(message.get_content_charset() or "utf-8") if isinstance(payload, bytes) else str(payload)
@@ -469,11 +475,11 @@ def test_the_worker_emails_the_requester_when_the_peering_is_active(
     ]
 
     to_fiona = [m for m in _mails(mail_dir) if m["To"] == "fiona@example.com"]
-    active = [m for m in to_fiona if "is active" in m["Subject"]]
-    assert len(active) == 1, [m["Subject"] for m in to_fiona]
-    assert "INC0042" in active[0]["Subject"]
+    active = [m for m in to_fiona if "is active" in _subject(m)]
+    assert len(active) == 1, [_subject(m) for m in to_fiona]
+    assert "INC0042" in _subject(active[0]) and "finance-app → services-use1" in _subject(active[0])
     body = _text(active[0])
     assert "Your peering request is active" in body and done.aws_peering_connection_id in body
     assert f"/requests/{filed['id']}/" in body
     to_owners = [m for m in _mails(mail_dir) if m["To"] == "nina@example.com, sam@example.com"]
-    assert len(to_owners) == 1 and "INC0042" in to_owners[0]["Subject"]
+    assert len(to_owners) == 1 and "INC0042" in _subject(to_owners[0])
