@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import sys
 import time
 from collections import Counter
@@ -145,17 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     measured_ids: list[str] = []
     started = time.perf_counter()
     try:
-        w.create_database(backend)
-        w.clear_redis(backend)
-        database = w.setup_django()
-        logging.getLogger("requests_app").setLevel(logging.WARNING)  # the inventory sync's call log
-        specs = w.silence_rate_limits()
-        w.start_sandbox(processes)
-        portal_world = w.build("portal", layout, w.PORTAL_ACCOUNTS)
-        bare_world = w.build("bare", layout, w.BARE_ACCOUNTS)
-        portal = w.register_portal(portal_world)
-        w.submit_requests(portal_world, portal)
-        bare = w.Bare(bare_world)
+        database, specs, _portal_world, bare_world, portal, bare = w.prepare_worlds(backend, layout, processes)
         w.start_workers(processes, ["w1"], w.worker_environment(trace_path), profile_dir=profile_dir,
                         profile_skip=args.warmup, timers=timers)
         trace = w.TraceReader(trace_path)

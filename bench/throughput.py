@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import sys
 import time
 from collections import Counter
@@ -206,17 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     names = [f"w{k + 1}" for k in range(args.workers)]
     started = time.perf_counter()
     try:
-        w.create_database(backend)
-        w.clear_redis(backend)
-        database = w.setup_django()
-        logging.getLogger("requests_app").setLevel(logging.WARNING)  # the inventory sync's call log
-        specs = w.silence_rate_limits()
-        w.start_sandbox(processes)
-        portal_world = w.build("portal", layout, w.PORTAL_ACCOUNTS)
-        bare_world = w.build("bare", layout, w.BARE_ACCOUNTS)
-        portal = w.register_portal(portal_world)
-        w.submit_requests(portal_world, portal)
-        bare = w.Bare(bare_world)
+        database, specs, portal_world, bare_world, portal, bare = w.prepare_worlds(backend, layout, processes)
         w.start_workers(processes, names, w.worker_environment(trace_path), profile_dir=profile_dir,
                         send_log=send_log, timers=timers)
         w.wait_notifications_sent()  # the emails of the filed requests, before anything is timed

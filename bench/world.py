@@ -24,6 +24,7 @@ import argparse
 import contextlib
 import ipaddress
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -1156,3 +1157,20 @@ if __name__ == "__main__":
     if sys.argv[1:2] != ["worker"]:
         raise SystemExit("usage: python -m bench.world worker [--profile FILE] [--send-log FILE] -- <celery args>")
     _worker_main(sys.argv[2:])
+
+
+def prepare_worlds(
+    backend: Backend, layout: Layout, processes: Processes
+) -> tuple[str, dict[str, tuple[float, float] | None], World, World, Portal, Bare]:
+    """Database, sandbox, and the two identical worlds (the portal's, filed; the bare script's)."""
+    create_database(backend)
+    clear_redis(backend)
+    database = setup_django()
+    logging.getLogger("requests_app").setLevel(logging.WARNING)  # the inventory sync's call log
+    specs = silence_rate_limits()
+    start_sandbox(processes)
+    portal_world = build("portal", layout, PORTAL_ACCOUNTS)
+    bare_world = build("bare", layout, BARE_ACCOUNTS)
+    portal = register_portal(portal_world)
+    submit_requests(portal_world, portal)
+    return database, specs, portal_world, bare_world, portal, Bare(bare_world)
