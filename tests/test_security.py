@@ -6,7 +6,7 @@
 4. the JSON Lines export verifies offline with `OFFLINE_VERIFY_SCRIPT` (stdlib only);
 5. no credential or key ends up in the database, the worker's log, the AWS call trace or ours;
 6. password guessing is throttled per user and per address, for the window configured;
-7. `manage.py iam_policy` prints least-privilege documents bound to the account's ExternalId;
+7. (`manage.py iam_policy`'s least-privilege documents: moved to tests/test_iam.py)
 8. `check --deploy` passes with production settings, and they refuse to start without a key;
 9. session cookies are HttpOnly (and Secure, with HSTS, with DEBUG off); session-authenticated
    API writes need the CSRF token.
@@ -45,7 +45,6 @@ from requests_app.models import (
     AwsAccount,
     Notification,
     PeeringRequest,
-    Vpc,
     Webhook,
     WebhookDelivery,
 )
@@ -724,93 +723,6 @@ def test_the_lockout_ends_when_its_window_has_passed(people: dict[str, Any], set
         "still locked out after the LOGIN_LOCKOUT_SECONDS window: the failure counter outlives it"
     )
     assert _token_login("fiona", DEMO_PASSWORD).status_code == 200
-
-
-# === 7. IAM policy =================================================================================
-READ_ACTIONS = {"ec2:DescribeVpcs", "ec2:DescribeVpcAttribute", "ec2:DescribeRouteTables",
-                            "ec2:DescribeVpcPeeringConnections"}
-
-
-def _actions(statement: dict[str, Any]) -> list[str]:
-    action = statement.get("Action", [])
-    return [action] if isinstance(action, str) else list(action)
-
-
-def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
-
-
-@pytest.mark.django_db
-def test_iam_policy_is_least_privilege_and_bound_to_the_accounts_external_id(demo_world: dict[str, Any]) -> None:
-    from django.conf import settings
-
-    principal = "arn:aws:iam::999999999999:role/peering-portal"
-    tag = settings.PEERING_TAG_KEY
-    assert demo_world["vpcs"]["finance-app"].account.account_id == "222222222222"
-    external_ids = set()
-    for account_id, named_vpc in (("222222222222", "finance-app"), ("111111111111", "services-use1")):
-        buf = io.StringIO()
-        call_command("iam_policy", "--account", account_id, "--json", "--portal-principal", principal, stdout=buf)
-        documents = json.loads(buf.getvalue())
-        account = AwsAccount.objects.get(account_id=account_id)
-        external_ids.add(account.external_id)
-
-        # The trust policy: only the portal, only with this account's ExternalId.
-        (trust,) = documents["trust_policy"]["Statement"]
-        assert trust["Effect"] == "Allow" and trust["Action"] == "sts:AssumeRole"
-        assert trust["Principal"] == {"AWS": principal}
-        assert trust["Condition"] == {"StringEquals": {"sts:ExternalId": account.external_id}}
-        assert account.external_id.startswith("pp-") and len(account.external_id) >= 32
-
-        own_vpcs = {
-            f"arn:aws:ec2:{v.region}:{account_id}:vpc/{v.vpc_id}"
-            for v in Vpc.objects.filter(account=account, present_in_aws=True)
-        }
-        assert f"{demo_world['vpcs'][named_vpc].vpc_id}" in " ".join(own_vpcs)
-        creates_on_peerings = []
-        for kind in ("requester_side_policy", "accepter_side_policy"):
-            for statement in documents[kind]["Statement"]:
-                assert statement["Effect"] == "Allow"
-                actions = _actions(statement)
-                assert all(":" in a and "*" not in a for a in actions), statement  # no wildcard actions
-                resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
-                if set(actions) <= READ_ACTIONS:
-                    continue  # Describe* cannot be limited by resource
-                where = f"{kind} {statement.get('Sid')}"
-                assert "*" not in resources, f"{where}: a mutating action on Resource *"
-                arns = list(_strings([statement["Resource"], statement.get("Condition", {})]))
-                assert all(f":{account_id}:" in a for a in arns if a.startswith("arn:")), f"{where}: another account"
-                named = {a for a in arns if ":vpc/" in a}
-                if actions == ["ec2:CreateTags"]:
-                    # Tagging is allowed only as part of a create, which the create statements limit.
-                    assert statement["Condition"] == {
-                        "StringEquals": {"ec2:CreateAction": "CreateVpcPeeringConnection"}}, where
-                    continue
-                assert named == own_vpcs, f"{where}: limited to {sorted(named)}, not the account's VPCs"
-                if "ec2:CreateVpcPeeringConnection" in actions and any(
-                    ":vpc-peering-connection/" in r for r in resources
-                ):
-                    creates_on_peerings.append(statement)
-        # Creating a connection needs the portal's request-id tag on it.
-        assert creates_on_peerings, "no statement limits the connection a create makes"
-        for statement in creates_on_peerings:
-            assert statement["Condition"].get("Null", {}).get(f"aws:RequestTag/{tag}") == "false", statement
-
-        # The portal's own identity may assume the registered roles and nothing else.
-        (identity,) = documents["portal_identity_policy"]["Statement"]
-        assert identity["Action"] == "sts:AssumeRole"
-        assert set(identity["Resource"]) == set(AwsAccount.objects.values_list("role_arn", flat=True))
-    assert len(external_ids) == 2, "two accounts share an ExternalId"
-
-    with pytest.raises(CommandError, match="999999999999"):
-        call_command("iam_policy", "--account", "999999999999", "--json", stdout=io.StringIO())
 
 
 # === 8. check --deploy =============================================================================
