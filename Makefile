@@ -17,7 +17,7 @@ install: $(VENV)/.installed
 
 ## make run: sandbox + migrations + demo world + worker + beat + web on http://127.0.0.1:8000
 run: install
-	$(BIN)/python scripts/devrun.py
+	$(BIN)/python -m scripts.devrun
 
 ## make test: the whole suite (real worker processes, the moto sandbox server, a real browser)
 test: install

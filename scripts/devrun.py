@@ -3,38 +3,103 @@
 
 Uses the embedded defaults unless DATABASE_URL / CELERY_BROKER_URL are set. The AWS sandbox
 (moto) is started on 127.0.0.1:4566 unless AWS_ENDPOINT_URL already names another endpoint.
+Run as a module (`python -m scripts.devrun`, which the Makefile does) so `scripts.processes`
+imports.
+
+Whatever arrives while it stops (SIGINT, SIGTERM, both, repeated) the shutdown runs to the end
+and every child's process group is gone before this exits; if this process is killed outright,
+the kernel sends each child SIGTERM (see scripts/processes.py for how and why).
 """
 
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
+
+from scripts.processes import ProcessGroup, port_open
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 SANDBOX = "http://127.0.0.1:4566"
 WEB = os.environ.get("PORTAL_WEB_ADDR", "127.0.0.1:8000")
+# Where the settings keep the database, broker and logs: a relative PORTAL_VAR_DIR is relative to
+# the children's working directory, ROOT.
+VAR = ROOT / os.environ.get("PORTAL_VAR_DIR", "var")
 
 
-def port_open(host: str, port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex((host, port)) == 0
+def say(message: str) -> None:
+    print(f"==> {message}", flush=True)
 
 
-def wait_port(host: str, port: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if port_open(host, port):
-            return
-        time.sleep(0.2)
-    raise SystemExit(f"nothing answered on {host}:{port} after {timeout:.0f}s")
+def serve(group: ProcessGroup, env: dict[str, str], start_sandbox: bool) -> int:
+    """Start everything and watch it; the exit status of `make run` (the caller stops the children)."""
+    host, _, port = WEB.rpartition(":")
+    if start_sandbox:
+        log = VAR / "sandbox.log"
+        shown = log.relative_to(ROOT) if log.is_relative_to(ROOT) else log
+        say(f"starting AWS sandbox (moto) on 127.0.0.1:4566, log in {shown}")
+        sandbox = group.start("sandbox", [PY, "-m", "moto.server", "-H", "127.0.0.1", "-p", "4566"], env, log=log)
+        if not group.wait_port("127.0.0.1", 4566, proc=sandbox):
+            return 0 if group.stop_requested else fail(f"the sandbox did not answer on 127.0.0.1:4566 (see {log})")
+    for name, args in (
+        ("migrate", [PY, "manage.py", "migrate", "--noinput", "-v", "0"]),
+        ("seed_demo", [PY, "manage.py", "seed_demo"]),
+    ):
+        status = group.run(name, args, env)
+        if status is None:
+            return 0
+        if status != 0:
+            return fail(f"{name} failed with exit status {status}")
+
+    def spawn(name: str, *args: str) -> None:
+        say(f"starting {name}: {' '.join(args)}")
+        group.start(name, args, env)
+
+    spawn("worker", PY, "-m", "celery", "-A", "peering_portal", "worker", "-l", "INFO", "--concurrency", "2")
+    spawn("beat", PY, "-m", "celery", "-A", "peering_portal", "beat", "-l", "INFO")
+    # gunicorn, as in production: it drains bodies a view did not read, so keep-alive
+    # clients (the fuzzer, integrations) never see the next request mangled.
+    spawn("web", PY, "-m", "gunicorn", "peering_portal.wsgi:application", "--bind", WEB,
+          "--workers", "2", "--threads", "4", "--access-logfile", "-",
+          # Long query strings and headers reach Django, which answers them in the API's JSON;
+          # in production the proxy in front sets these limits.
+          "--limit-request-line", "0", "--limit-request-field_size", "0")  # fmt: skip
+    if not group.wait_port(host, int(port)):
+        return 0 if group.stop_requested else fail(f"nothing answered on {WEB}")
+    password = env.get("DEMO_PASSWORD", "peering-demo")
+    try:
+        with urllib.request.urlopen(f"http://{WEB}/healthz", timeout=10) as answer:
+            health = answer.read().decode()
+    except OSError as exc:
+        return fail(f"http://{WEB}/healthz did not answer: {exc}")
+    print(
+        f"""
+Peering Portal is up on http://{WEB}/   (health: {health})
+API docs: http://{WEB}/api/docs/     AWS sandbox: {env["AWS_ENDPOINT_URL"]}
+
+Demo logins (password for all: {password})
+  nina   platform approver, owns both Services VPCs
+  fiona  finance member          harry  hr member          erin  engineering member
+  sam    finance member and platform approver (separation-of-duties cases)
+  admin  superuser (/admin/)
+
+Press Ctrl-C to stop everything.
+""",
+        flush=True,
+    )
+    while not group.stop_requested:
+        if dead := group.exited():
+            child, status = dead
+            return fail(f"{child.name} exited with {status}: {' '.join(map(str, child.proc.args))}")
+        group.pause(1)
+    return 0
+
+
+def fail(message: str) -> int:
+    say(message)
+    return 1
 
 
 def main() -> int:
@@ -49,91 +114,21 @@ def main() -> int:
         env["AWS_SECRET_ACCESS_KEY"] = "testing"
         env.pop("AWS_SESSION_TOKEN", None)
         env.pop("AWS_PROFILE", None)
-    children: list[subprocess.Popen[bytes]] = []
-
-    def spawn(name: str, *args: str) -> subprocess.Popen[bytes]:
-        print(f"==> starting {name}: {' '.join(args)}", flush=True)
-        proc = subprocess.Popen(list(args), cwd=ROOT, env=env, start_new_session=True)
-        children.append(proc)
-        return proc
-
-    def stop_all(*_: object) -> None:
-        for proc in reversed(children):
-            if proc.poll() is None:
-                # The leader only: celery's main process stops its own pool (a signal to the
-                # whole group would kill the pool under it and stall the warm shutdown).
-                proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 20
-        for proc in children:
-            try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-        print("==> stopped everything make run started", flush=True)
-
-    def interrupt(*_: object) -> None:
-        raise KeyboardInterrupt
-
-    # Installed explicitly: a shell that starts us in the background sets SIGINT to "ignore".
-    signal.signal(signal.SIGINT, interrupt)
-    signal.signal(signal.SIGTERM, interrupt)
+    group = ProcessGroup(ROOT)
+    # Before anything starts: from here on a signal only requests the stop, and the stop always
+    # runs to the end (it is never interrupted by a second signal).
+    group.handle_signals()
     host, _, port = WEB.rpartition(":")
-    busy = [p for h, p in ([("127.0.0.1", 4566)] if start_sandbox else []) + [(host, int(port))] if port_open(h, p)]
+    wanted = ([("127.0.0.1", 4566)] if start_sandbox else []) + [(host, int(port))]
+    busy = [p for h, p in wanted if port_open(h, p)]
     if busy:
-        print(f"==> port {', '.join(map(str, busy))} is already in use (an earlier make run?); stop it first", flush=True)
+        say(f"port {', '.join(map(str, busy))} is already in use (an earlier make run?); stop it first")
         return 1
-    (ROOT / "var").mkdir(exist_ok=True)
-    try:
-        if start_sandbox:
-            sandbox_log = open(ROOT / "var" / "sandbox.log", "ab")  # noqa: SIM115 - lives as long as we do
-            print("==> starting AWS sandbox (moto) on 127.0.0.1:4566, log in var/sandbox.log", flush=True)
-            children.append(
-                subprocess.Popen(
-                    [PY, "-m", "moto.server", "-H", "127.0.0.1", "-p", "4566"],
-                    cwd=ROOT, env=env, start_new_session=True, stdout=sandbox_log, stderr=subprocess.STDOUT,
-                )
-            )
-            wait_port("127.0.0.1", 4566)
-        subprocess.run([PY, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
-        subprocess.run([PY, "manage.py", "seed_demo"], cwd=ROOT, env=env, check=True)
-        spawn("worker", PY, "-m", "celery", "-A", "peering_portal", "worker", "-l", "INFO", "--concurrency", "2")
-        spawn("beat", PY, "-m", "celery", "-A", "peering_portal", "beat", "-l", "INFO")
-        # gunicorn, as in production: it drains bodies a view did not read, so keep-alive
-        # clients (the fuzzer, integrations) never see the next request mangled.
-        spawn("web", PY, "-m", "gunicorn", "peering_portal.wsgi:application", "--bind", WEB,
-              "--workers", "2", "--threads", "4", "--access-logfile", "-",
-              # Long query strings and headers reach Django, which answers them in the API's JSON;
-              # in production the proxy in front sets these limits.
-              "--limit-request-line", "0", "--limit-request-field_size", "0")
-        wait_port(host, int(port))
-        password = env.get("DEMO_PASSWORD", "peering-demo")
-        with urllib.request.urlopen(f"http://{WEB}/healthz", timeout=10) as answer:
-            health = answer.read().decode()
-        print(
-            f"""
-Peering Portal is up on http://{WEB}/   (health: {health})
-API docs: http://{WEB}/api/docs/     AWS sandbox: {env['AWS_ENDPOINT_URL']}
-
-Demo logins (password for all: {password})
-  nina   platform approver, owns both Services VPCs
-  fiona  finance member          harry  hr member          erin  engineering member
-  sam    finance member and platform approver (separation-of-duties cases)
-  admin  superuser (/admin/)
-
-Press Ctrl-C to stop everything.
-""",
-            flush=True,
-        )
-        while True:
-            for proc in children:
-                if proc.poll() is not None:
-                    print(f"==> a process exited with {proc.returncode}: {proc.args}", flush=True)
-                    return 1
-            time.sleep(1)
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        stop_all()
+    VAR.mkdir(parents=True, exist_ok=True)
+    with group:
+        status = serve(group, env, start_sandbox)
+    say("stopped everything make run started")
+    return status
 
 
 if __name__ == "__main__":
