@@ -21,8 +21,6 @@ import json
 import logging
 import secrets
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -31,6 +29,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from requests_app import netguard
 from requests_app.models import PeeringRequest, Webhook, WebhookAttempt, WebhookDelivery
 
 logger = logging.getLogger(__name__)
@@ -49,6 +48,7 @@ EVENT_TYPES = (
     "peering_request.decommissioned",
     "peering_request.drift_detected",
     "peering_request.drift_cleared",
+    "peering_request.adopted",
 )
 WILDCARDS = ("*", "peering_request.*")
 TOLERANCE_SECONDS = 300  # receivers refuse timestamps further than this from their clock
@@ -151,64 +151,62 @@ class Outcome:
     retry_in: float = 0.0
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """A redirect is an answer, not an instruction: following it could reach an internal address."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-_opener = urllib.request.build_opener(_NoRedirect)
-
-
 def attempt(delivery_id: int) -> Outcome:
     """Send one delivery once, if it is due and nobody else is sending it; log the attempt."""
     now = timezone.now()
     in_flight_until = now + timedelta(seconds=settings.WEBHOOK_TIMEOUT_SECONDS + 30)
-    claimed = (
-        WebhookDelivery.objects.filter(pk=delivery_id, state=WebhookDelivery.State.PENDING, next_attempt_at__lte=now)
-        .update(next_attempt_at=in_flight_until)
-    )
+    claimed = WebhookDelivery.objects.filter(
+        pk=delivery_id, state=WebhookDelivery.State.PENDING, next_attempt_at__lte=now
+    ).update(next_attempt_at=in_flight_until)
     if not claimed:
         return Outcome("skipped")  # delivered, given up, not yet due, or being sent by another worker
     delivery = WebhookDelivery.objects.select_related("webhook").get(pk=delivery_id)
     number = delivery.attempt_log.count() + 1
     status_code, error, excerpt = None, "", ""
     started = time.monotonic()
-    refusal = (
-        "the endpoint was switched off" if not delivery.webhook.active else _destination_refusal(delivery.webhook.url)
-    )
+    refusal = "the endpoint was switched off" if not delivery.webhook.active else ""
     if refusal:
         error = refusal
     else:
         body = body_of(delivery)
         stamp = int(time.time())
-        http = urllib.request.Request(
-            delivery.webhook.url,
-            data=body,
-            method="POST",
-            headers={
-                "Content-Type": "application/json",
-                "User-Agent": "PeeringPortal-Webhooks/1",
-                "webhook-id": delivery.message_id,
-                "webhook-timestamp": str(stamp),
-                "webhook-signature": sign(delivery.webhook.secret, delivery.message_id, stamp, body),
-            },
-        )
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "PeeringPortal-Webhooks/1",
+            "webhook-id": delivery.message_id,
+            "webhook-timestamp": str(stamp),
+            "webhook-signature": sign(delivery.webhook.secret, delivery.message_id, stamp, body),
+        }
+        # netguard resolves the name once, checks every address and connects to a checked one: the
+        # destination is re-checked on every attempt (a name can start resolving to a private address
+        # after registration) and cannot change between the check and the connect (DNS rebinding).
         try:
-            with _opener.open(http, timeout=settings.WEBHOOK_TIMEOUT_SECONDS) as response:
-                status_code, excerpt = response.status, response.read(500).decode(errors="replace")
-        except urllib.error.HTTPError as exc:
-            status_code, excerpt = exc.code, exc.read(500).decode(errors="replace")
-        except Exception as exc:  # timeouts, refused connections, DNS failures
+            response = netguard.post(delivery.webhook.url, body, headers, timeout=settings.WEBHOOK_TIMEOUT_SECONDS)
+        except netguard.DestinationRefused as exc:
+            if exc.code == "unresolvable":
+                # Most likely a passing DNS failure, not a policy refusal: retried like a timeout.
+                error = f"destination unresolvable: {exc.detail}"[:1000]
+            else:
+                error = refusal = f"refused destination: {exc.detail}"[:1000]
+        except netguard.SendFailed as exc:  # refused connections, timeouts, TLS failures, answers that are not HTTP
+            error = str(exc)[:1000]
+        except Exception as exc:  # anything unforeseen: recorded and retried, never left claimed and unlogged
+            logger.exception("webhook %s: sending failed unexpectedly", delivery.message_id)
             error = f"{exc.__class__.__name__}: {exc}"[:1000]
+        else:
+            status_code, excerpt = response.status, response.body.decode(errors="replace")
     latency = int((time.monotonic() - started) * 1000)
     ok = status_code is not None and 200 <= status_code < 300
     attempts = delivery.attempts + 1
     with transaction.atomic():
         WebhookAttempt.objects.create(
-            delivery=delivery, number=number, started_at=now, status_code=status_code, latency_ms=latency,
-            error=error, response_excerpt=excerpt[:500],
+            delivery=delivery,
+            number=number,
+            started_at=now,
+            status_code=status_code,
+            latency_ms=latency,
+            error=error,
+            response_excerpt=excerpt[:500],
         )
         fields: dict[str, Any] = {"attempts": attempts, "last_status_code": status_code, "last_error": error}
         if ok:
@@ -223,7 +221,12 @@ def attempt(delivery_id: int) -> Outcome:
         WebhookDelivery.objects.filter(pk=delivery.pk).update(**fields)
     logger.info(
         "webhook %s %s attempt %d: %s %s (%d ms)",
-        delivery.message_id, delivery.event_type, number, status_code or error, outcome.state, latency,
+        delivery.message_id,
+        delivery.event_type,
+        number,
+        status_code or error,
+        outcome.state,
+        latency,
     )
     return outcome
 
@@ -244,14 +247,3 @@ def overdue(grace_seconds: int = 60) -> list[int]:
             "pk", flat=True
         )[:500]
     )
-
-
-def _destination_refusal(url: str) -> str:
-    """Re-checked on every attempt: a name can start resolving to a private address after registration."""
-    from requests_app import services
-
-    try:
-        services.refuse_private_destination(url)
-    except services.PortalError as exc:
-        return f"refused destination: {exc.detail}"
-    return ""
