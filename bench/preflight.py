@@ -1,7 +1,9 @@
 """Pre-flight latency against the size of the inventory.
 
 Builds inventories of 500 and 5,000 VPCs (4 CIDR blocks and 2 route tables of 20 routes per VPC,
-plus peering requests and peerings seen in AWS), times `peering_request_evaluate` -- what
+plus peering requests with the routes the portal made or plans for them, and peerings seen in
+AWS), with the measured accepter a hub of `HUB_SPOKES` live spokes at every size, times
+`peering_request_evaluate` -- what
 `POST /api/v1/peering-requests/preflight/` runs -- at each size, and prints the median of the
 largest size over the smallest. The goal is a ratio <= 2: a pre-flight reads a few rows through
 indexes, so its cost must not grow with the inventory.
@@ -59,6 +61,10 @@ UNMANAGED_MIX = {"active": 50, "pending-acceptance": 20, "deleted": 20, "rejecte
 # Live requests on the measured VPCs, so the quota counts have rows to find.
 SEEDED_REQUESTER = ("active", "active", "active", "approved")
 SEEDED_ACCEPTER = ("active", "active", "pending_approval")
+# The measured accepter is a Services VPC with this many live spokes at every size: their
+# routes in its tables and their blocks are what the hub-safety checks read.
+HUB_SPOKES = 40
+HUB_MIX = {"active": 80, "pending_approval": 10, "approved": 5, "provisioning": 5}
 
 
 # --- environment ------------------------------------------------------------------------------
@@ -158,6 +164,7 @@ def clear_inventory() -> None:
     from requests_app.models import (
         AwsAccount,
         Department,
+        ManagedRoute,
         ObservedPeering,
         PeeringRequest,
         RouteTable,
@@ -166,6 +173,7 @@ def clear_inventory() -> None:
     )
 
     for model in (
+        ManagedRoute,
         PeeringRequest,
         ObservedPeering,
         RouteTable,
@@ -201,6 +209,7 @@ def build_inventory(size: int, users: Users, rng: random.Random) -> Subjects:
     from requests_app.models import (
         AwsAccount,
         Department,
+        ManagedRoute,
         ObservedPeering,
         PeeringRequest,
         RouteTable,
@@ -241,7 +250,7 @@ def build_inventory(size: int, users: Users, rng: random.Random) -> Subjects:
                     account=accounts[v // VPCS_PER_ACCOUNT],
                     region=REGIONS[(v // VPCS_PER_ACCOUNT) % len(REGIONS)],
                     name=f"app-{v}",
-                    is_services_vpc=v % 50 == 0,
+                    is_services_vpc=v % 50 == 0 or v == accepter_i,
                     dns_hostnames=True,
                     dns_support=True,
                     synced_at=now,
@@ -311,6 +320,8 @@ def build_inventory(size: int, users: Users, rng: random.Random) -> Subjects:
         pairs = random_pairs(rng, size)
         seeded = [(requester_i, other_vpc(rng, size, requester_i), status) for status in SEEDED_REQUESTER]
         seeded += [(other_vpc(rng, size, accepter_i), accepter_i, status) for status in SEEDED_ACCEPTER]
+        spokes = rng.sample([v for v in range(size) if v not in (requester_i, accepter_i)], HUB_SPOKES)
+        seeded += [(spoke, accepter_i, pick(rng, HUB_MIX)) for spoke in spokes]
         live_pairs: dict[str, tuple[int, int, str]] = {}
         for a, b, status in seeded:
             key = PeeringRequest.make_pair_key(vpc_id(a), vpc_id(b))
@@ -323,7 +334,40 @@ def build_inventory(size: int, users: Users, rng: random.Random) -> Subjects:
                 live_pairs[key] = (a, b, pick(rng, LIVE_MIX))
         requests = [request(a, b, status) for a, b, status in live_pairs.values()]
         requests += [request(*next(pairs), pick(rng, CLOSED_MIX)) for _ in range(size // 10)]
+        for number, made in enumerate(requests):
+            if made.status in ("active", "decommissioning", "decommissioned"):
+                made.aws_peering_connection_id = f"pcx-{0x800000 + number:017x}"
         PeeringRequest.objects.bulk_create(requests, batch_size=BATCH_SIZE)
+
+        # The routes each request plans or the portal made: every table of each side to the
+        # other side's blocks (4 blocks x 2 tables x 2 sides), as submit and the saga record them.
+        route_state = {
+            "pending_approval": "planned",
+            "approved": "planned",
+            "provisioning": "planned",
+            "active": "created",
+            "decommissioning": "created",
+            "decommissioned": "removed",
+        }
+        index_of = {vpc.pk: v for v, vpc in enumerate(vpcs)}
+        route_rows = [
+            ManagedRoute(
+                request=made,
+                side=side,
+                route_table_id=f"rtb-{index_of[own] * TABLES_PER_VPC + t:017x}",
+                destination=block,
+                state=route_state.get(made.status, "planned"),
+                changed_at=now,
+            )
+            for made in requests
+            for side, own, peer in (
+                ("requester", made.requester_vpc_id, made.accepter_vpc_id),
+                ("accepter", made.accepter_vpc_id, made.requester_vpc_id),
+            )
+            for t in range(TABLES_PER_VPC)
+            for block in vpc_cidrs[index_of[peer]]
+        ]
+        ManagedRoute.objects.bulk_create(route_rows, batch_size=BATCH_SIZE)
 
         # Peerings seen in AWS: half of the active requests' connections, and size/10 that the
         # portal did not make.
@@ -346,6 +390,12 @@ def build_inventory(size: int, users: Users, rng: random.Random) -> Subjects:
             for n, r in enumerate(active[::2])
         ]
         unmanaged = ((a, b) for a, b in pairs if PeeringRequest.make_pair_key(vpc_id(a), vpc_id(b)) != measured_pair)
+        # One made outside the portal on each measured VPC at every size (a hub usually has some),
+        # so the checks read the same kinds of rows whatever the size; more may land there at random.
+        seen += [
+            observed(len(seen), requester_i, other_vpc(rng, size, requester_i), "active"),
+            observed(len(seen) + 1, other_vpc(rng, size, accepter_i), accepter_i, "active"),
+        ]
         seen += [observed(len(seen) + n, *next(unmanaged), pick(rng, UNMANAGED_MIX)) for n in range(size // 10)]
         ObservedPeering.objects.bulk_create(seen, batch_size=BATCH_SIZE)
 

@@ -46,7 +46,16 @@ class VpcAdmin(admin.ModelAdmin):
     filter_horizontal = ["owners"]
     inlines = [VpcCidrInline]
     # Only the portal's own judgements are editable; AWS facts come from sync.
-    readonly_fields = ["vpc_id", "account", "region", "is_default", "dns_hostnames", "dns_support", "present_in_aws", "synced_at"]
+    readonly_fields = [
+        "vpc_id",
+        "account",
+        "region",
+        "is_default",
+        "dns_hostnames",
+        "dns_support",
+        "present_in_aws",
+        "synced_at",
+    ]
 
 
 @admin.register(RouteTable)

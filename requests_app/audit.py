@@ -78,8 +78,21 @@ def export_csv(events: Any) -> Iterator[str]:
 
 
 CANONICAL_KEYS = (
-    "request", "actor", "actor_label", "action", "from_status", "to_status", "operation", "account_id",
-    "region", "result", "error_code", "message", "data", "created_at", "prev_hash",
+    "request",
+    "actor",
+    "actor_label",
+    "action",
+    "from_status",
+    "to_status",
+    "operation",
+    "account_id",
+    "region",
+    "result",
+    "error_code",
+    "message",
+    "data",
+    "created_at",
+    "prev_hash",
 )
 
 
@@ -145,7 +158,9 @@ def verify_chain() -> ChainReport:
         checked += 1
         if event.prev_hash != previous:
             return ChainReport(
-                False, checked, event.id,
+                False,
+                checked,
+                event.id,
                 f"event {event.id} does not follow the event before it (one was deleted or reordered)",
             )
         if compute_hash(event) != event.hash:

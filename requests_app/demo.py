@@ -47,18 +47,31 @@ class DemoAccount:
 
 DEPARTMENTS = {"platform": "Platform", "finance": "Finance", "hr": "HR", "engineering": "Engineering"}
 ACCOUNTS = (
-    DemoAccount("111111111111", "shared-services", "platform", (
-        DemoVpc("services-use1", "us-east-1", ("10.0.0.0/16",), ("services-private",), services=True),
-        DemoVpc("services-euw1", "eu-west-1", ("10.100.0.0/16",), services=True),
-    )),
-    DemoAccount("222222222222", "finance-prod", "finance", (
-        DemoVpc("finance-app", "us-east-1", ("10.1.0.0/16", "10.11.0.0/16")),
-    )),
+    DemoAccount(
+        "111111111111",
+        "shared-services",
+        "platform",
+        (
+            DemoVpc("services-use1", "us-east-1", ("10.0.0.0/16",), ("services-private",), services=True),
+            DemoVpc("services-euw1", "eu-west-1", ("10.100.0.0/16",), services=True),
+        ),
+    ),
+    DemoAccount(
+        "222222222222",
+        "finance-prod",
+        "finance",
+        (DemoVpc("finance-app", "us-east-1", ("10.1.0.0/16", "10.11.0.0/16")),),
+    ),
     DemoAccount("333333333333", "hr-prod", "hr", (DemoVpc("hr-portal", "eu-west-1", ("10.2.0.0/16",)),)),
-    DemoAccount("444444444444", "engineering-dev", "engineering", (
-        DemoVpc("eng-build", "us-east-1", ("10.3.0.0/16",)),
-        DemoVpc("eng-sandbox", "us-east-1", ("10.0.128.0/20",)),
-    )),
+    DemoAccount(
+        "444444444444",
+        "engineering-dev",
+        "engineering",
+        (
+            DemoVpc("eng-build", "us-east-1", ("10.3.0.0/16",)),
+            DemoVpc("eng-sandbox", "us-east-1", ("10.0.128.0/20",)),
+        ),
+    ),
 )
 # username -> (departments, owns the Services VPCs, superuser)
 USERS = {
@@ -142,8 +155,10 @@ def register_portal(password: str) -> dict[str, Any]:
                     "regions": spec.regions,
                 },
             )
-    reports = [inventory.sync_account(a).as_dict() for a in AwsAccount.objects.filter(
-        account_id__in=[a.account_id for a in ACCOUNTS])]
+    reports = [
+        inventory.sync_account(a).as_dict()
+        for a in AwsAccount.objects.filter(account_id__in=[a.account_id for a in ACCOUNTS])
+    ]
     owners = [users[u] for u, (_, owns, _) in USERS.items() if owns]
     services_names = [v.name for a in ACCOUNTS for v in a.vpcs if v.services]
     for vpc in Vpc.objects.filter(name__in=services_names, present_in_aws=True):

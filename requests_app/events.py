@@ -27,3 +27,8 @@ def drift_changed(request: PeeringRequest, findings: list[dict[str, Any]]) -> No
     if findings:
         notifications.drift_found(request, findings)
     webhooks.queue(request, "peering_request.drift_detected" if findings else "peering_request.drift_cleared")
+
+
+def request_adopted(request: PeeringRequest) -> None:
+    # Nobody is asked to decide anything: integrations hear of it, people see it in the portal.
+    webhooks.queue(request, "peering_request.adopted")

@@ -18,24 +18,28 @@ class PeeringRequestForm(forms.Form):
     requester_vpc = forms.ChoiceField(label="Your VPC (requester)")
     accepter_vpc = forms.ChoiceField(label="Peer VPC (accepter)")
     requester_route_tables = forms.MultipleChoiceField(
-        label="Route tables on your side", required=False, widget=forms.CheckboxSelectMultiple,
+        label="Route tables on your side",
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
         help_text="None ticked: all of your VPC's route tables.",
     )
     accepter_route_tables = forms.MultipleChoiceField(
-        label="Route tables on the peer's side", required=False, widget=forms.CheckboxSelectMultiple,
+        label="Route tables on the peer's side",
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
         help_text="None ticked: all of the peer VPC's route tables.",
     )
     requester_destination_cidrs = forms.CharField(
-        label="Narrow routes to the peer (optional)", required=False,
+        label="Narrow routes to the peer (optional)",
+        required=False,
         help_text="CIDRs inside the peer VPC, e.g. only its directory subnet; blank: all of its CIDRs.",
     )
     accepter_destination_cidrs = forms.CharField(
-        label="Narrow routes back to you (optional)", required=False,
+        label="Narrow routes back to you (optional)",
+        required=False,
         help_text="CIDRs inside your VPC; blank: all of its CIDRs.",
     )
-    allow_dns_resolution = forms.BooleanField(
-        label="Resolve each other's private DNS host names", required=False
-    )
+    allow_dns_resolution = forms.BooleanField(label="Resolve each other's private DNS host names", required=False)
     justification = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=4000)
     external_ref = forms.CharField(label="Ticket reference", required=False, max_length=100)
 
@@ -46,6 +50,7 @@ class PeeringRequestForm(forms.Form):
         self.fields["requester_vpc"].choices = [("", "— choose —")] + [
             (v.vpc_id, f"{v.label} · {v.region} · {', '.join(v.cidr_list())}") for v in mine
         ]
+
         def peer_choice(v: Any) -> tuple[str, str]:
             owners = ", ".join(sorted(u.username for u in v.owners.all()))
             star = "★ Services VPC · " if v.is_services_vpc else ""
@@ -86,6 +91,11 @@ def _table_choices(vpcs: list[Any]) -> list[tuple[str, str]]:
         for v in vpcs
         for rt in v.route_tables.all()
     ]
+
+
+class AdoptForm(forms.Form):
+    justification = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), max_length=4000, strip=True)
+    external_ref = forms.CharField(label="Ticket reference", required=False, max_length=100, strip=True)
 
 
 class CommentForm(forms.Form):

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from requests_app.aws.gateway import AccountRef, AwsGateway, get_gateway
 from requests_app.domain import cidrs
-from requests_app.models import AwsAccount, ObservedPeering, RouteTable, Vpc, VpcCidr
+from requests_app.models import AwsAccount, ObservedPeering, PeeringRequest, RouteTable, Vpc, VpcCidr
 
 
 def account_ref(account: AwsAccount) -> AccountRef:
@@ -41,6 +41,9 @@ def sync_account(account: AwsAccount, gateway: AwsGateway | None = None) -> Sync
     gateway = gateway or get_gateway()
     ref = account_ref(account)
     report = SyncReport(account.account_id)
+    # The inventory is as of when reading began: a route the portal removes while this sync reads
+    # must stay removed in the portal's picture (see `network.routes_by_table`).
+    now = timezone.now()
     fetched = []
     for region in account.regions:
         vpcs = gateway.describe_vpcs(ref, region)
@@ -48,7 +51,13 @@ def sync_account(account: AwsAccount, gateway: AwsGateway | None = None) -> Sync
         peerings = gateway.describe_peerings(ref, region)
         fetched.append((region, vpcs, tables, peerings))
 
-    now = timezone.now()
+    # Connections the portal holds that AWS does not tag with its request id (adopted ones).
+    connection_ids = [p.connection_id for _, _, _, peerings in fetched for p in peerings]
+    held_by = dict(
+        PeeringRequest.objects.filter(aws_peering_connection_id__in=connection_ids)
+        .order_by("created_at")
+        .values_list("aws_peering_connection_id", "pk")
+    )
     with transaction.atomic():
         seen_vpcs: set[str] = set()
         for region, vpcs, tables, peerings in fetched:
@@ -97,17 +106,24 @@ def sync_account(account: AwsAccount, gateway: AwsGateway | None = None) -> Sync
                 report.vpcs += 1
                 report.route_tables += len(table_ids)
             for peering in peerings:
+                facts = {
+                    "requester_vpc_id": peering.requester_vpc_id,
+                    "accepter_vpc_id": peering.accepter_vpc_id,
+                    "requester_account_id": peering.requester_owner_id,
+                    "accepter_account_id": peering.accepter_owner_id,
+                    "requester_region": peering.requester_region,
+                    "accepter_region": peering.accepter_region,
+                    "requester_cidrs": list(peering.requester_cidrs),
+                    "accepter_cidrs": list(peering.accepter_cidrs),
+                    "requester_dns_resolution": peering.requester_dns_resolution,
+                    "accepter_dns_resolution": peering.accepter_dns_resolution,
+                    "status": peering.status,
+                    "portal_request_id": peering.tag(settings.PEERING_TAG_KEY)
+                    or str(held_by.get(peering.connection_id, "")),
+                    "seen_at": now,
+                }
                 ObservedPeering.objects.update_or_create(
-                    connection_id=peering.connection_id,
-                    defaults={
-                        "requester_vpc_id": peering.requester_vpc_id,
-                        "accepter_vpc_id": peering.accepter_vpc_id,
-                        "requester_account_id": peering.requester_owner_id,
-                        "accepter_account_id": peering.accepter_owner_id,
-                        "status": peering.status,
-                        "portal_request_id": peering.tag(settings.PEERING_TAG_KEY) or "",
-                        "seen_at": now,
-                    },
+                    connection_id=peering.connection_id, defaults=facts, create_defaults={**facts, "first_seen": now}
                 )
                 report.peerings += 1
         # Connections of this account that AWS no longer lists are gone (AWS drops deleted ones

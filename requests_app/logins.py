@@ -48,7 +48,9 @@ def record_success(username: str, request: Any) -> None:
 
 
 class ThrottledModelBackend(ModelBackend):
-    def authenticate(self, request: Any, username: str | None = None, password: str | None = None, **kwargs: Any) -> Any:
+    def authenticate(
+        self, request: Any, username: str | None = None, password: str | None = None, **kwargs: Any
+    ) -> Any:
         if username is None:
             username = kwargs.get("username", "")
         if locked(username or "", request):

@@ -29,12 +29,16 @@ class PortalCollector:
         yield GaugeMetricFamily("peering_drifted_requests", "Active peerings whose AWS state drifted.", value=drifted)
 
         calls = CounterMetricFamily(
-            "peering_aws_calls", "AWS calls made by provisioning, by operation and outcome.",
+            "peering_aws_calls",
+            "AWS calls made by provisioning, by operation and outcome.",
             labels=["operation", "result", "error_code"],
         )
         rows = (
-            AuditEvent.objects.filter(action="aws.call").exclude(result="started")
-            .values_list("operation", "result", "error_code").annotate(n=Count("pk")).order_by()
+            AuditEvent.objects.filter(action="aws.call")
+            .exclude(result="started")
+            .values_list("operation", "result", "error_code")
+            .annotate(n=Count("pk"))
+            .order_by()
         )
         for operation, result, error_code, n in rows:
             calls.add_metric([operation, result, error_code], n)
@@ -46,16 +50,22 @@ class PortalCollector:
         """From the first provisioning.started to the last provisioning.completed of each request."""
         started = dict(
             AuditEvent.objects.filter(action="provisioning.started")
-            .values_list("request_id").annotate(at=Min("created_at")).order_by()
+            .values_list("request_id")
+            .annotate(at=Min("created_at"))
+            .order_by()
         )
         completed = (
             AuditEvent.objects.filter(action="provisioning.completed")
-            .values_list("request_id").annotate(at=Max("created_at")).order_by()
+            .values_list("request_id")
+            .annotate(at=Max("created_at"))
+            .order_by()
         )
         durations = [(at - started[rid]).total_seconds() for rid, at in completed if rid in started]
         buckets = [(str(le), sum(1 for d in durations if d <= le)) for le in DURATION_BUCKETS]
         buckets[-1] = ("+Inf", len(durations))
         return HistogramMetricFamily(
-            "peering_provisioning_seconds", "Time from the start of provisioning to active.",
-            buckets=buckets, sum_value=sum(durations),
+            "peering_provisioning_seconds",
+            "Time from the start of provisioning to active.",
+            buckets=buckets,
+            sum_value=sum(durations),
         )

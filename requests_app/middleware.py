@@ -34,8 +34,10 @@ class ApiJsonErrorsMiddleware:
             # Django answered before DRF could (no such route, a bad Host, a body too large, a crash).
             code, detail = _PLAIN_ERRORS.get(response.status_code, ("error", "The request failed."))
             json_response = JsonResponse(
-                {"type": "server_error" if response.status_code >= 500 else "client_error",
-                 "errors": [{"code": code, "detail": detail, "attr": None}]},
+                {
+                    "type": "server_error" if response.status_code >= 500 else "client_error",
+                    "errors": [{"code": code, "detail": detail, "attr": None}],
+                },
                 status=response.status_code,
             )
             for header in ("Allow", "Retry-After"):
@@ -49,7 +51,10 @@ class ApiJsonErrorsMiddleware:
             return None
         logger.exception("unhandled error on %s", request.path, exc_info=exception)
         return JsonResponse(
-            {"type": "server_error", "errors": [{"code": "server_error", "detail": "A server error occurred.", "attr": None}]},
+            {
+                "type": "server_error",
+                "errors": [{"code": "server_error", "detail": "A server error occurred.", "attr": None}],
+            },
             status=500,
         )
 

@@ -51,7 +51,7 @@ class AwsAccount(models.Model):
         null=True, blank=True, help_text="Outstanding (pending-acceptance) peering requests (AWS default 25)."
     )
     max_routes_per_table = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Routes per route table (AWS default 50, up to 1,000)."
+        null=True, blank=True, help_text="Routes per route table, not counting propagated ones (AWS default 500, up to 1,000)."
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -152,8 +152,17 @@ class ObservedPeering(models.Model):
     accepter_vpc_id = models.CharField(max_length=32, db_index=True)
     requester_account_id = models.CharField(max_length=12, db_index=True)
     accepter_account_id = models.CharField(max_length=12)
+    requester_region = models.CharField(max_length=32, blank=True)
+    accepter_region = models.CharField(max_length=32, blank=True)
+    # The blocks each side had when AWS last described the connection (AWS reports them; the
+    # sandbox only the primary one), so a peer outside the inventory still has known addresses.
+    requester_cidrs = models.JSONField(default=list)
+    accepter_cidrs = models.JSONField(default=list)
+    requester_dns_resolution = models.BooleanField(default=False)
+    accepter_dns_resolution = models.BooleanField(default=False)
     status = models.CharField(max_length=32)
     portal_request_id = models.CharField(max_length=64, blank=True)
+    first_seen = models.DateTimeField(null=True, blank=True)
     seen_at = models.DateTimeField()
 
     class Meta:
@@ -172,8 +181,10 @@ class PeeringRequest(models.Model):
     # database's (a stale broker message must not act on a different request).
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     status = models.CharField(
-        max_length=20, choices=[(s.value, s.value.replace("_", " ")) for s in Status],
-        default=Status.PENDING_APPROVAL, db_index=True,
+        max_length=20,
+        choices=[(s.value, s.value.replace("_", " ")) for s in Status],
+        default=Status.PENDING_APPROVAL,
+        db_index=True,
     )
     requester_vpc = models.ForeignKey(Vpc, on_delete=models.PROTECT, related_name="requests_as_requester")
     accepter_vpc = models.ForeignKey(Vpc, on_delete=models.PROTECT, related_name="requests_as_accepter")
@@ -199,6 +210,8 @@ class PeeringRequest(models.Model):
     failure_reason = models.TextField(blank=True)
     # "provision" or "decommission": what retry resumes.
     failed_operation = models.CharField(max_length=20, blank=True)
+    # Made outside the portal and adopted: its connection and routes were found in AWS.
+    adopted = models.BooleanField(default=False)
     checks = models.JSONField(default=list)
     plan = models.JSONField(default=list)
     drift = models.JSONField(null=True, blank=True)
@@ -216,9 +229,7 @@ class PeeringRequest(models.Model):
         indexes = [
             # The requester dashboard's tally; the approver dashboard's queue and recent decisions.
             models.Index(fields=["department", "status"], name="request_department_status"),
-            models.Index(
-                fields=["created_at"], condition=Q(status="pending_approval"), name="request_pending_by_age"
-            ),
+            models.Index(fields=["created_at"], condition=Q(status="pending_approval"), name="request_pending_by_age"),
             models.Index(fields=["-decided_at"], condition=Q(decided_at__isnull=False), name="request_decided"),
         ]
         constraints = [
@@ -234,9 +245,7 @@ class PeeringRequest(models.Model):
                 condition=Q(decided_by__isnull=True) | ~Q(decided_by=F("requested_by")),
                 name="nobody_decides_own_request",
             ),
-            models.CheckConstraint(
-                condition=~Q(requester_vpc=F("accepter_vpc")), name="peering_needs_two_vpcs"
-            ),
+            models.CheckConstraint(condition=~Q(requester_vpc=F("accepter_vpc")), name="peering_needs_two_vpcs"),
         ]
 
     def __str__(self) -> str:
@@ -251,6 +260,45 @@ class PeeringRequest(models.Model):
         """(steps done, steps expected) of the work in AWS; uses prefetched `steps`."""
         done = sum(1 for step in self.steps.all() if step.state == "done")
         return done, max(len(self.plan), done, 1)
+
+
+class ManagedRoute(models.Model):
+    """A route the portal owns, or will own: one per request, route table and destination.
+
+    Written when a request is filed (`planned`), by the saga as it creates and removes routes
+    (`created`, `removed`) and by adoption (`created`), so the portal's picture of the network
+    includes its own work with no inventory sync in between (see `requests_app.network`). It is
+    also the list of routes a request's saga, reconciler and teardown work on.
+    """
+
+    class State(models.TextChoices):
+        PLANNED = "planned"  # in the request's plan, not in AWS
+        CREATED = "created"  # made by the portal (or adopted): in AWS as far as the portal knows
+        REMOVED = "removed"  # deleted by the portal, or found re-pointed by someone else and let go
+
+    class Side(models.TextChoices):
+        REQUESTER = "requester"
+        ACCEPTER = "accepter"
+
+    request = models.ForeignKey(PeeringRequest, on_delete=models.CASCADE, related_name="routes")
+    side = models.CharField(max_length=10, choices=Side.choices)
+    # Not a foreign key: a table deleted in AWS leaves the inventory, and the history stays readable.
+    route_table_id = models.CharField(max_length=32)
+    destination = models.CharField(max_length=43)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PLANNED)
+    changed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["request", "route_table_id", "destination"], name="one_managed_route_per_request_table_cidr"
+            )
+        ]
+        indexes = [models.Index(fields=["route_table_id", "state"], name="managedroute_table_state")]
+
+    def __str__(self) -> str:
+        return f"{self.route_table_id} {self.destination} ({self.side}, {self.state})"
 
 
 class ProvisioningStep(models.Model):
@@ -292,9 +340,7 @@ class AppendOnlyQuerySet(models.QuerySet):
 class AuditEvent(models.Model):
     """One row per state change or AWS call, hash-chained so a rewrite shows."""
 
-    request = models.ForeignKey(
-        PeeringRequest, on_delete=models.PROTECT, null=True, blank=True, related_name="events"
-    )
+    request = models.ForeignKey(PeeringRequest, on_delete=models.PROTECT, null=True, blank=True, related_name="events")
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
@@ -352,9 +398,7 @@ class IdempotencyRecord(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["user", "key"], name="uniq_idempotency_key_per_user")
-        ]
+        constraints = [models.UniqueConstraint(fields=["user", "key"], name="uniq_idempotency_key_per_user")]
 
     def __str__(self) -> str:
         return f"{self.key} ({self.scope})"

@@ -52,7 +52,6 @@ def can_view_request(user: Any, request: PeeringRequest) -> bool:
     return is_admin(user) or is_requester_side(user, request) or is_accepter_owner(user, request)
 
 
-
 def why_not_decide(user: Any, request: PeeringRequest) -> str | None:
     """Approve or reject: owners of the accepter VPC only, and never the person who filed it."""
     if request.requested_by_id == user.pk:

@@ -38,7 +38,7 @@ from requests_app.aws.gateway import (
 from requests_app.domain.plan import RouteSpec
 from requests_app.domain.status import Status
 from requests_app.inventory import account_ref
-from requests_app.models import PeeringRequest, ProvisioningStep
+from requests_app.models import ManagedRoute, PeeringRequest, ProvisioningStep
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -131,8 +131,14 @@ class Saga:
             # Written before a change is asked for, so even a worker that dies while AWS acts
             # leaves the attempt in the audit trail.
             audit.record(
-                action="aws.call", actor_label=self.label, request=self.request, operation=operation,
-                account_id=account.account_id, region=region, result="started", data=data,
+                action="aws.call",
+                actor_label=self.label,
+                request=self.request,
+                operation=operation,
+                account_id=account.account_id,
+                region=region,
+                result="started",
+                data=data,
             )
         try:
             result = call()
@@ -204,8 +210,14 @@ class Saga:
                 failed = "; ".join(f"{r.code}: {r.detail}" for r in evaluation.results if r.status == "fail")
                 reason = f"Checks failed just before provisioning, so nothing was sent to AWS: {failed}."
                 self.transition(
-                    Status.FAILED, "provisioning.refused", message=reason, failure_reason=reason,
-                    failed_operation="provision", checks=evaluation.checks, lease_owner="", lease_expires_at=None,
+                    Status.FAILED,
+                    "provisioning.refused",
+                    message=reason,
+                    failure_reason=reason,
+                    failed_operation="provision",
+                    checks=evaluation.checks,
+                    lease_owner="",
+                    lease_expires_at=None,
                     deliveries=0,
                 )
                 return
@@ -240,11 +252,7 @@ class Saga:
             lambda: self.gateway.describe_peerings(self.sides.requester, self.sides.requester_region),
             purpose="find an existing connection for this pair",
         )
-        return [
-            p
-            for p in found
-            if {p.requester_vpc_id, p.accepter_vpc_id} == {req, acc} and not p.is_gone
-        ]
+        return [p for p in found if {p.requester_vpc_id, p.accepter_vpc_id} == {req, acc} and not p.is_gone]
 
     def ensure_connection(self) -> PeeringInfo:
         known_id = self.request.aws_peering_connection_id
@@ -343,7 +351,9 @@ class Saga:
                     f"peering connection {connection_id} is {info.status} in AWS: {info.status_message}",
                 )
             if time.monotonic() > deadline:
-                raise TransientAwsError("Provisioning", f"{connection_id} is still {info.status}", "AcceptVpcPeeringConnection")
+                raise TransientAwsError(
+                    "Provisioning", f"{connection_id} is still {info.status}", "AcceptVpcPeeringConnection"
+                )
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
 
@@ -435,6 +445,13 @@ class Saga:
             with self.step(f"route {spec.route_table_id} {spec.destination}", position) as step:
                 step.aws_id = spec.route_table_id
                 step.outcome = self._ensure_route(spec, tables, connection_id)
+                self._record_route(spec, ManagedRoute.State.CREATED)
+
+    def _record_route(self, spec: RouteSpec, state: ManagedRoute.State) -> None:
+        """The portal's picture of the network follows each route it makes or removes, at once."""
+        ManagedRoute.objects.filter(
+            request=self.request, route_table_id=spec.route_table_id, destination=spec.destination
+        ).exclude(state=state).update(state=state, changed_at=timezone.now())
 
     def _ensure_route(self, spec: RouteSpec, tables: dict[str, dict[str, Any]] | None, connection_id: str) -> str:
         if tables is not None:
@@ -450,8 +467,11 @@ class Saga:
                 account,
                 region,
                 lambda: self.gateway.create_route(
-                    account, region, route_table_id=spec.route_table_id,
-                    destination=spec.destination, connection_id=connection_id,
+                    account,
+                    region,
+                    route_table_id=spec.route_table_id,
+                    destination=spec.destination,
+                    connection_id=connection_id,
                 ),
                 route_table_id=spec.route_table_id,
                 destination=spec.destination,
@@ -535,10 +555,13 @@ class Saga:
             table = tables.get(spec.side, {}).get(spec.route_table_id)
             route = table.route_to(spec.destination) if table else None
             if route is None or route.target != connection_id:
-                continue  # not ours: never touched
+                # Gone, or someone else's now: never touched, and no longer the portal's.
+                self._record_route(spec, ManagedRoute.State.REMOVED)
+                continue
             with self.step(f"remove route {spec.route_table_id} {spec.destination}", position) as step:
                 step.aws_id = spec.route_table_id
                 step.outcome = self._remove_route(spec, connection_id)
+                self._record_route(spec, ManagedRoute.State.REMOVED)
             removed += 1
 
         with self.step("delete connection", 999) as step:
@@ -696,8 +719,12 @@ def give_up(request_id: str, operation: str, exc: Exception) -> None:
     saga = Saga(request_id)
     if operation == "repair":
         # A repair changes nothing about the request's state: record it, never tear down.
-        audit.record(action="repair.failed", actor_label=saga.label, request=saga.request,
-                     message=f"AWS kept failing after every retry: {exc}")
+        audit.record(
+            action="repair.failed",
+            actor_label=saga.label,
+            request=saga.request,
+            message=f"AWS kept failing after every retry: {exc}",
+        )
         return
     if saga.request.status not in WORK_STATES[operation] or not saga.claim():
         return

@@ -32,18 +32,22 @@ def findings_for(request: PeeringRequest, gateway: AwsGateway) -> list[dict[str,
     info = gateway.describe_peering(*requester, connection_id)
     if info is None or info.is_gone:
         state = info.status if info else "missing"
-        return [{
-            "kind": "connection_gone",
-            "detail": f"peering connection {connection_id} is {state} in AWS; the portal will not recreate it",
-        }]
+        return [
+            {
+                "kind": "connection_gone",
+                "detail": f"peering connection {connection_id} is {state} in AWS; the portal will not recreate it",
+            }
+        ]
     findings = []
     if request.allow_dns_resolution:
         for side, enabled in (("requester", info.requester_dns_resolution), ("accepter", info.accepter_dns_resolution)):
             if not enabled:
-                findings.append({
-                    "kind": "dns_option_changed",
-                    "detail": f"DNS resolution from the remote VPC was turned off on the {side} side",
-                })
+                findings.append(
+                    {
+                        "kind": "dns_option_changed",
+                        "detail": f"DNS resolution from the remote VPC was turned off on the {side} side",
+                    }
+                )
     sides = {"requester": requester, "accepter": accepter}
     routes = services.plan_for(request).routes
     for side in ("requester", "accepter"):
@@ -58,27 +62,33 @@ def findings_for(request: PeeringRequest, gateway: AwsGateway) -> list[dict[str,
             if table is None:
                 if spec.route_table_id not in gone:
                     gone.add(spec.route_table_id)
-                    findings.append({
-                        "kind": "route_table_gone",
-                        "detail": f"route table {spec.route_table_id} no longer exists in AWS",
-                        "route_table_id": spec.route_table_id,
-                    })
+                    findings.append(
+                        {
+                            "kind": "route_table_gone",
+                            "detail": f"route table {spec.route_table_id} no longer exists in AWS",
+                            "route_table_id": spec.route_table_id,
+                        }
+                    )
                 continue
             route = table.route_to(spec.destination)
             if route is None:
-                findings.append({
-                    "kind": "route_missing",
-                    "detail": f"{spec.route_table_id} has no route to {spec.destination}",
-                    "route_table_id": spec.route_table_id,
-                    "destination": spec.destination,
-                })
+                findings.append(
+                    {
+                        "kind": "route_missing",
+                        "detail": f"{spec.route_table_id} has no route to {spec.destination}",
+                        "route_table_id": spec.route_table_id,
+                        "destination": spec.destination,
+                    }
+                )
             elif route.target != connection_id:
-                findings.append({
-                    "kind": "route_elsewhere",
-                    "detail": f"{spec.route_table_id} routes {spec.destination} to {route.target}, not {connection_id}",
-                    "route_table_id": spec.route_table_id,
-                    "destination": spec.destination,
-                })
+                findings.append(
+                    {
+                        "kind": "route_elsewhere",
+                        "detail": f"{spec.route_table_id} routes {spec.destination} to {route.target}, not {connection_id}",
+                        "route_table_id": spec.route_table_id,
+                        "destination": spec.destination,
+                    }
+                )
     return findings
 
 
@@ -89,9 +99,11 @@ def reconcile(request_id: Any, gateway: AwsGateway | None = None) -> dict[str, A
 
 
 def _reconcile(request_id: Any, gateway: AwsGateway) -> dict[str, Any] | None:
-    request = PeeringRequest.objects.select_related(
-        "requester_vpc__account", "accepter_vpc__account"
-    ).filter(pk=request_id, status=Status.ACTIVE).first()
+    request = (
+        PeeringRequest.objects.select_related("requester_vpc__account", "accepter_vpc__account")
+        .filter(pk=request_id, status=Status.ACTIVE)
+        .first()
+    )
     if request is None or not request.aws_peering_connection_id:
         return None
     findings = findings_for(request, gateway)
@@ -124,7 +136,10 @@ def expire_pending(max_age_seconds: int) -> int:
     ):
         try:
             services.request_transition(
-                request, Status.EXPIRED, actor_label=LABEL, action="request.expired",
+                request,
+                Status.EXPIRED,
+                actor_label=LABEL,
+                action="request.expired",
                 message=f"no decision within {max_age_seconds // 86400} days",
             )
         except services.PortalError:

@@ -16,15 +16,24 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from requests_app import audit, events, permissions, selectors
+from requests_app import audit, events, inventory, netguard, network, permissions, selectors
+from requests_app.aws.gateway import AwsError, get_gateway
 from requests_app.domain import checks as rules
 from requests_app.domain.plan import PeeringPlan, RouteSpec, build_routes
-from requests_app.domain.status import LIVE_STATUSES, InvalidTransition, Status, check_transition
-from requests_app.models import AwsAccount, Department, ObservedPeering, PeeringRequest, Vpc, VpcCidr
+from requests_app.domain.status import InvalidTransition, Status, check_transition
+from requests_app.models import (
+    AwsAccount,
+    Department,
+    ManagedRoute,
+    ObservedPeering,
+    PeeringRequest,
+    Vpc,
+    VpcCidr,
+)
+from requests_app.network import HOLDS_PAIR, LIVE_AWS_STATES
 
 logger = logging.getLogger(__name__)
 
-LIVE_AWS_STATES = ("initiating-request", "pending-acceptance", "provisioning", "active")
 MAX_VPC_BLOCK_SIZE = 2**16  # AWS allows VPC CIDR blocks from /16 to /28
 
 
@@ -98,7 +107,9 @@ class Evaluation:
         return self.plan.operations() if self.plan else []
 
 
-def vpc_facts(vpc: Vpc) -> rules.VpcFacts:
+def vpc_facts(vpc: Vpc, routes: dict[str, tuple[rules.RouteFacts, ...]] | None = None) -> rules.VpcFacts:
+    """A VPC as the rules see it; `routes` are its tables' routes from the network model
+    (`network.routes_by_table`), or else the routes the last sync read."""
     return rules.VpcFacts(
         vpc_id=vpc.vpc_id,
         name=vpc.name,
@@ -110,7 +121,9 @@ def vpc_facts(vpc: Vpc) -> rules.VpcFacts:
                 route_table_id=rt.route_table_id,
                 name=rt.name,
                 is_main=rt.is_main,
-                routes=tuple(rules.RouteFacts(r["destination"], r["target"]) for r in rt.routes),
+                routes=routes[rt.route_table_id]
+                if routes is not None and rt.route_table_id in routes
+                else tuple(rules.RouteFacts(r["destination"], r["target"]) for r in rt.routes),
             )
             for rt in vpc.route_tables.all()
         ),
@@ -120,26 +133,39 @@ def vpc_facts(vpc: Vpc) -> rules.VpcFacts:
     )
 
 
-# A request holds its VPC pair while it is live, and while it failed still holding a connection
-# in AWS (a teardown that did not finish): the pair is not free until that connection is gone.
-HOLDS_PAIR = Q(status__in=sorted(s.value for s in LIVE_STATUSES)) | (
-    Q(status=Status.FAILED) & ~Q(aws_peering_connection_id="")
-)
+class ViewerNamer(network.Namer):
+    """Names in check details for one viewer: a request they cannot open, or a VPC they may not
+    learn about, is described without its id or name."""
+
+    needs_owners = True
+
+    def __init__(self, viewer: Any, department_ids: set[int]) -> None:
+        self.viewer = viewer
+        self.department_ids = department_ids
+
+    def request(self, request: PeeringRequest) -> str:
+        if permissions.can_view_request(self.viewer, request):
+            return f"request {request.pk}"
+        return "a request of another department"
+
+    def vpc(self, vpc: Vpc) -> str:
+        return "a VPC of another department" if _hidden_from(self.viewer, vpc, self.department_ids) else vpc.label
 
 
 def _existing_peerings(
     vpc_a: str, vpc_b: str, *, exclude_request: Any = None, viewer: Any = None
 ) -> tuple[rules.ExistingPeering, ...]:
     pair_key = PeeringRequest.make_pair_key(vpc_a, vpc_b)
-    live = PeeringRequest.objects.filter(HOLDS_PAIR, pair_key=pair_key).select_related(
-        "requester_vpc", "accepter_vpc"
-    )
+    live = PeeringRequest.objects.filter(HOLDS_PAIR, pair_key=pair_key).select_related("requester_vpc", "accepter_vpc")
     if exclude_request is not None:
         live = live.exclude(pk=exclude_request)
     found = [
         rules.ExistingPeering(
-            r.requester_vpc.vpc_id, r.accepter_vpc.vpc_id, r.status,
-            f"request {r.pk}" if viewer is None or permissions.can_view_request(viewer, r)
+            r.requester_vpc.vpc_id,
+            r.accepter_vpc.vpc_id,
+            r.status,
+            f"request {r.pk}"
+            if viewer is None or permissions.can_view_request(viewer, r)
             else "a request of another department",
         )
         for r in live
@@ -154,8 +180,7 @@ def _existing_peerings(
             o.requester_vpc_id,
             o.accepter_vpc_id,
             o.status,
-            f"connection {o.connection_id} found in AWS"
-            + ("" if o.is_managed else ", not made by the portal"),
+            f"connection {o.connection_id} found in AWS" + ("" if o.is_managed else ", not made by the portal"),
         )
         for o in observed
         if o.portal_request_id not in portal_ids
@@ -165,6 +190,7 @@ def _existing_peerings(
 
 def _limits(account: AwsAccount) -> rules.Limits:
     defaults = rules.Limits()
+
     def pick(override: int | None, default: int) -> int:
         return default if override is None else override  # 0 is a real limit: none allowed
 
@@ -175,12 +201,8 @@ def _limits(account: AwsAccount) -> rules.Limits:
     )
 
 
-# Requests that hold, or are about to hold, a connection in AWS.
-_HOLDING = [Status.APPROVED, Status.PROVISIONING, Status.ACTIVE, Status.DECOMMISSIONING]
-
-
 def _vpc_peering_count(vpc: Vpc, exclude_request: Any) -> int:
-    portal = PeeringRequest.objects.filter(Q(requester_vpc=vpc) | Q(accepter_vpc=vpc), status__in=_HOLDING)
+    portal = PeeringRequest.objects.filter(Q(requester_vpc=vpc) | Q(accepter_vpc=vpc), status__in=network.HOLDING)
     if exclude_request is not None:
         portal = portal.exclude(pk=exclude_request)
     unmanaged = ObservedPeering.objects.filter(
@@ -250,14 +272,14 @@ def peering_request_evaluate(
     accepter = selectors.vpc_with_facts(draft.accepter_vpc)
     if viewer is not None and requester is not None and requester.account.department_id not in department_ids:
         refusal = rules.CheckResult(
-            "not_your_vpc", rules.CheckStatus.FAIL,
-            f"{draft.requester_vpc} is not one of your department's VPCs", "requester_vpc",
+            "not_your_vpc",
+            rules.CheckStatus.FAIL,
+            f"{draft.requester_vpc} is not one of your department's VPCs",
+            "requester_vpc",
         )
         return Evaluation([refusal], None, None, [], [], [], [], None)
     if viewer is not None and accepter is not None and _hidden_from(viewer, accepter, department_ids):
         accepter = None
-    req_facts = vpc_facts(requester) if requester else None
-    acc_facts = vpc_facts(accepter) if accepter else None
     requester_tables = list(draft.requester_route_tables) or (
         [rt.route_table_id for rt in requester.route_tables.all()] if requester else []
     )
@@ -265,9 +287,19 @@ def peering_request_evaluate(
         [rt.route_table_id for rt in accepter.route_tables.all()] if accepter else []
     )
     extra: dict[str, Any] = {}
+    routes: dict[str, tuple[rules.RouteFacts, ...]] | None = None
     if requester and accepter:
+        namer = network.PLAIN if viewer is None else ViewerNamer(viewer, department_ids)
+        routes = network.routes_by_table(
+            [*requester.route_tables.all(), *accepter.route_tables.all()],
+            exclude_request=exclude_request,
+            namer=namer,
+        )
         synced = [v.synced_at for v in (requester, accepter)]
+        peers = network.peers_of([requester, accepter], exclude_request=exclude_request, namer=namer, routes=routes)
         extra = {
+            "requester_peers": peers.get(requester.vpc_id, ()),
+            "accepter_peers": peers.get(accepter.vpc_id, ()),
             "existing": _existing_peerings(
                 draft.requester_vpc, draft.accepter_vpc, exclude_request=exclude_request, viewer=viewer
             ),
@@ -283,6 +315,8 @@ def peering_request_evaluate(
             else (timezone.now() - min(s for s in synced if s is not None)).total_seconds(),
             "max_inventory_age_seconds": settings.INVENTORY_MAX_AGE_SECONDS,
         }
+    req_facts = vpc_facts(requester, routes) if requester else None
+    acc_facts = vpc_facts(accepter, routes) if accepter else None
     results = rules.run_checks(
         rules.CheckInput(
             requester_vpc_id=draft.requester_vpc,
@@ -306,8 +340,13 @@ def peering_request_evaluate(
         requester_destinations = list(draft.requester_destination_cidrs) or list(acc_facts.cidrs)
         accepter_destinations = list(draft.accepter_destination_cidrs) or list(req_facts.cidrs)
         plan = _make_plan(
-            requester, accepter, requester_tables, accepter_tables,
-            requester_destinations, accepter_destinations, draft.allow_dns_resolution,
+            requester,
+            accepter,
+            requester_tables,
+            accepter_tables,
+            requester_destinations,
+            accepter_destinations,
+            draft.allow_dns_resolution,
         )
     return Evaluation(
         results=results,
@@ -356,15 +395,44 @@ def _make_plan(
 
 
 def plan_for(request: PeeringRequest) -> PeeringPlan:
-    """The plan a stored request carries: the tables and destinations fixed when it was filed."""
-    return _make_plan(
-        request.requester_vpc,
-        request.accepter_vpc,
-        request.requester_route_tables,
-        request.accepter_route_tables,
-        request.requester_destination_cidrs,
-        request.accepter_destination_cidrs,
-        request.allow_dns_resolution,
+    """The plan a stored request carries: its routes as recorded (`ManagedRoute`), in plan order.
+
+    For a filed request they are the tables and destinations fixed when it was filed; for an
+    adopted one, the routes found in AWS that target its connection.
+    """
+    requester, accepter = request.requester_vpc, request.accepter_vpc
+    sides = {
+        "requester": (requester.account.account_id, requester.region),
+        "accepter": (accepter.account.account_id, accepter.region),
+    }
+    return PeeringPlan(
+        requester_account=requester.account.account_id,
+        requester_region=requester.region,
+        requester_vpc_id=requester.vpc_id,
+        accepter_account=accepter.account.account_id,
+        accepter_region=accepter.region,
+        accepter_vpc_id=accepter.vpc_id,
+        allow_dns_resolution=request.allow_dns_resolution,
+        routes=tuple(
+            RouteSpec(row.side, *sides[row.side], row.route_table_id, row.destination)
+            for row in ManagedRoute.objects.filter(request=request).order_by("id")
+        ),
+    )
+
+
+def record_planned_routes(request: PeeringRequest, plan: PeeringPlan) -> None:
+    """The request's routes, as its plan has them: claimed now, made by the saga later."""
+    now = timezone.now()
+    ManagedRoute.objects.bulk_create(
+        ManagedRoute(
+            request=request,
+            side=spec.side,
+            route_table_id=spec.route_table_id,
+            destination=spec.destination,
+            state=ManagedRoute.State.PLANNED,
+            changed_at=now,
+        )
+        for spec in plan.routes
     )
 
 
@@ -480,6 +548,8 @@ def peering_request_submit(*, actor: Any, draft: PeeringDraft) -> PeeringRequest
                     checks=evaluation.checks,
                     plan=evaluation.operations,
                 )
+                assert evaluation.plan is not None
+                record_planned_routes(request, evaluation.plan)
         except IntegrityError:
             # Another request for this pair committed between our check and our insert.
             raise ChecksFailed(
@@ -499,6 +569,16 @@ def peering_request_submit(*, actor: Any, draft: PeeringDraft) -> PeeringRequest
     return request
 
 
+def lock_vpcs(request: PeeringRequest) -> None:
+    """Serialise decisions that touch the same VPCs until the transaction ends.
+
+    Two approvals of overlapping spokes of one hub would each see the other still pending (a
+    warning) and both pass; holding both VPC rows makes the second wait for the first and then
+    see it approved.
+    """
+    list(Vpc.objects.select_for_update().filter(pk__in=[request.requester_vpc_id, request.accepter_vpc_id]))
+
+
 def peering_request_approve(*, actor: Any, request_id: Any, comment: str = "") -> PeeringRequest:
     with transaction.atomic():
         request = get_visible_request(actor, request_id)
@@ -507,6 +587,7 @@ def peering_request_approve(*, actor: Any, request_id: Any, comment: str = "") -
             raise PortalError(
                 "invalid_transition", f"a request that is {request.status} cannot be approved", status=409
             )
+        lock_vpcs(request)
         # The world may have changed since filing; approve only what can still work.
         evaluation = peering_request_evaluate(
             draft=draft_of(request), department_ids={request.department_id}, exclude_request=request.pk
@@ -550,9 +631,7 @@ def peering_request_cancel(*, actor: Any, request_id: Any, comment: str = "") ->
     with transaction.atomic():
         request = get_visible_request(actor, request_id)
         _require(permissions.why_not_cancel(actor, request))
-        return request_transition(
-            request, Status.CANCELLED, actor=actor, action="request.cancelled", message=comment
-        )
+        return request_transition(request, Status.CANCELLED, actor=actor, action="request.cancelled", message=comment)
 
 
 def peering_request_retry(*, actor: Any, request_id: Any) -> PeeringRequest:
@@ -560,7 +639,9 @@ def peering_request_retry(*, actor: Any, request_id: Any) -> PeeringRequest:
         request = get_visible_request(actor, request_id)
         _require(permissions.why_not_operate(actor, request))
         if request.status != Status.FAILED:
-            raise PortalError("invalid_transition", f"only a failed request can be retried; this one is {request.status}", status=409)
+            raise PortalError(
+                "invalid_transition", f"only a failed request can be retried; this one is {request.status}", status=409
+            )
         target = Status.DECOMMISSIONING if request.failed_operation == "decommission" else Status.APPROVED
         request = request_transition(
             request,
@@ -594,7 +675,11 @@ def peering_request_repair(*, actor: Any, request_id: Any) -> PeeringRequest:
         request = get_visible_request(actor, request_id)
         _require(permissions.why_not_repair(actor, request))
         if request.status != Status.ACTIVE:
-            raise PortalError("invalid_transition", f"only an active peering can be repaired; this one is {request.status}", status=409)
+            raise PortalError(
+                "invalid_transition",
+                f"only an active peering can be repaired; this one is {request.status}",
+                status=409,
+            )
         audit.record(action="request.repair_requested", actor=actor, request=request, data={"drift": request.drift})
         _enqueue_on_commit("repair_peering_request", request.pk)
     return request
@@ -642,9 +727,6 @@ def aws_account_register(
 
 
 def aws_account_sync(*, actor: Any, account_id: str) -> dict[str, object]:
-    from requests_app import inventory
-    from requests_app.aws.gateway import AwsError
-
     if not permissions.is_admin(actor):
         raise PortalError("permission_denied", "Only administrators sync AWS accounts.", status=403)
     account = AwsAccount.objects.filter(account_id=account_id).first()
@@ -654,42 +736,200 @@ def aws_account_sync(*, actor: Any, account_id: str) -> dict[str, object]:
         report = inventory.sync_account(account)
     except AwsError as exc:
         audit.record(
-            action="account.sync_failed", actor=actor, account_id=account_id, result="error",
-            error_code=exc.code, operation=exc.operation, message=exc.message,
+            action="account.sync_failed",
+            actor=actor,
+            account_id=account_id,
+            result="error",
+            error_code=exc.code,
+            operation=exc.operation,
+            message=exc.message,
         )
         raise PortalError("aws_error", f"Reading account {account_id} failed: {exc}", status=502) from None
     audit.record(action="account.synced", actor=actor, account_id=account_id, result="ok", data=report.as_dict())
     return report.as_dict()
 
 
+# --- the network: capacity and adoption ----------------------------------------------------------
+def vpc_capacity(*, actor: Any, vpc_id: str) -> network.Capacity:
+    """Headroom of a VPC the actor may see against each quota, counting live and pending work."""
+    vpc = selectors.vpcs_visible_to(actor).filter(vpc_id=vpc_id).first()
+    if vpc is None:
+        raise PortalError("not_found", f"No VPC {vpc_id} that you can see.", status=404)
+    return capacity_of(vpc)
+
+
+def capacity_of(vpc: Vpc) -> network.Capacity:
+    return network.capacity_of(vpc, limits=_limits(vpc.account), outstanding=_outstanding_count(vpc.account, None))
+
+
+def adoptable_by(actor: Any, observed: list[ObservedPeering]) -> set[str]:
+    """The connections among `observed` that `actor` may adopt (to offer the action on pages)."""
+    if permissions.is_admin(actor):
+        return {o.connection_id for o in observed}
+    hubs = set(
+        Vpc.objects.filter(is_services_vpc=True, pk__in=permissions.owned_vpc_ids(actor)).values_list(
+            "vpc_id", flat=True
+        )
+    )
+    return {o.connection_id for o in observed if {o.requester_vpc_id, o.accepter_vpc_id} & hubs}
+
+
+def _not_adoptable(reason: str) -> PortalError:
+    return PortalError("not_adoptable", reason, status=409)
+
+
+def observed_peering_adopt(
+    *, actor: Any, connection_id: str, justification: str, external_ref: str = ""
+) -> PeeringRequest:
+    """Take over a peering made outside the portal: from now on drift, repair and decommission
+    work on it like any other.
+
+    Requester and accepter, DNS options and the routes that target the connection are read
+    from AWS now, not taken from the last sync or guessed. Owners of the Services VPC in the
+    peering (the hub side), or an admin, may adopt it.
+    """
+    seen = (
+        selectors.observed_peerings_visible_to(actor, include_managed=True).filter(connection_id=connection_id).first()
+    )
+    if seen is None:
+        raise PortalError("not_found", f"No peering connection {connection_id} that you can see.", status=404)
+    vpcs = {
+        v.vpc_id: v
+        for v in Vpc.objects.filter(vpc_id__in=[seen.requester_vpc_id, seen.accepter_vpc_id], present_in_aws=True)
+        .select_related("account__department")
+        .prefetch_related("route_tables")
+    }
+    hubs = [v for v in vpcs.values() if v.is_services_vpc and v.pk in permissions.owned_vpc_ids(actor)]
+    if not permissions.is_admin(actor) and not hubs:
+        raise PortalError(
+            "permission_denied",
+            "Only the owners of the Services VPC in this peering, or an admin, can adopt it.",
+            status=403,
+        )
+    outside = [v for v in (seen.requester_vpc_id, seen.accepter_vpc_id) if v not in vpcs]
+    if outside:
+        raise _not_adoptable(f"{', '.join(outside)} is not in the portal's inventory; register and sync its account")
+    holder = PeeringRequest.objects.filter(HOLDS_PAIR, aws_peering_connection_id=connection_id).first()
+    if holder is None and seen.portal_request_id:
+        holder = PeeringRequest.objects.filter(
+            pk=_uuid_or_none(seen.portal_request_id), status__in=[Status.APPROVED, Status.PROVISIONING]
+        ).first()
+    if holder is not None:
+        raise _not_adoptable(f"{connection_id} is already managed by request {holder.pk} ({holder.status})")
+    requester_hint = vpcs[seen.requester_vpc_id]
+    gateway = get_gateway()
+    try:
+        info = gateway.describe_peering(
+            inventory.account_ref(requester_hint.account), requester_hint.region, connection_id
+        )
+    except AwsError as exc:
+        raise PortalError("aws_error", f"Reading {connection_id} from AWS failed: {exc}", status=502) from None
+    if info is None or info.status != "active":
+        state = info.status if info else "gone"
+        raise _not_adoptable(f"{connection_id} is {state} in AWS; only an active peering can be adopted")
+    if info.tag(settings.PEERING_TAG_KEY):
+        tagged = PeeringRequest.objects.filter(pk=_uuid_or_none(info.tag(settings.PEERING_TAG_KEY))).first()
+        if tagged is not None and tagged.status not in (Status.DECOMMISSIONED, Status.REJECTED, Status.CANCELLED):
+            raise _not_adoptable(f"{connection_id} was made by the portal for request {tagged.pk} ({tagged.status})")
+    # Sides as AWS has them: the inventory could have them the wrong way round only if it is stale.
+    requester, accepter = vpcs.get(info.requester_vpc_id), vpcs.get(info.accepter_vpc_id)
+    if requester is None or accepter is None:
+        raise _not_adoptable(f"{connection_id} now joins VPCs the portal does not know; sync their accounts")
+    routes: list[tuple[str, str, str]] = []  # (side, route table, destination)
+    try:
+        for side, vpc in (("requester", requester), ("accepter", accepter)):
+            for table in gateway.describe_route_tables(inventory.account_ref(vpc.account), vpc.region):
+                if table.vpc_id == vpc.vpc_id:
+                    routes += [
+                        (side, table.route_table_id, r.destination) for r in table.routes if r.target == connection_id
+                    ]
+    except AwsError as exc:
+        raise PortalError("aws_error", f"Reading the route tables from AWS failed: {exc}", status=502) from None
+
+    def tables_and_destinations(side: str) -> tuple[list[str], list[str]]:
+        mine = [(t, d) for s_, t, d in routes if s_ == side]
+        return list(dict.fromkeys(t for t, _ in mine)), list(dict.fromkeys(d for _, d in mine))
+
+    requester_tables, requester_destinations = tables_and_destinations("requester")
+    accepter_tables, accepter_destinations = tables_and_destinations("accepter")
+    dns = info.requester_dns_resolution and info.accepter_dns_resolution
+    try:
+        with transaction.atomic():
+            request = PeeringRequest.objects.create(
+                status=Status.ACTIVE,
+                adopted=True,
+                requester_vpc=requester,
+                accepter_vpc=accepter,
+                pair_key=PeeringRequest.make_pair_key(requester.vpc_id, accepter.vpc_id),
+                requester_route_tables=requester_tables,
+                accepter_route_tables=accepter_tables,
+                requester_destination_cidrs=requester_destinations,
+                accepter_destination_cidrs=accepter_destinations,
+                allow_dns_resolution=dns,
+                justification=justification,
+                external_ref=external_ref,
+                requested_by=actor,
+                department=requester.account.department,
+                aws_peering_connection_id=connection_id,
+            )
+            now = timezone.now()
+            ManagedRoute.objects.bulk_create(
+                ManagedRoute(
+                    request=request,
+                    side=side,
+                    route_table_id=table,
+                    destination=destination,
+                    state=ManagedRoute.State.CREATED,
+                    changed_at=now,
+                )
+                for side, table, destination in routes
+            )
+            ObservedPeering.objects.filter(connection_id=connection_id).update(portal_request_id=str(request.pk))
+            audit.record(
+                action="request.adopted",
+                actor=actor,
+                request=request,
+                to_status=Status.ACTIVE,
+                message=justification,
+                data={
+                    "connection_id": connection_id,
+                    "external_ref": external_ref,
+                    "routes": [{"side": s_, "route_table_id": t, "destination": d} for s_, t, d in routes],
+                    "dns_resolution": {
+                        "requester": info.requester_dns_resolution,
+                        "accepter": info.accepter_dns_resolution,
+                    },
+                },
+            )
+            events.request_adopted(request)
+    except IntegrityError:
+        other = PeeringRequest.objects.filter(
+            HOLDS_PAIR, pair_key=PeeringRequest.make_pair_key(requester.vpc_id, accepter.vpc_id)
+        ).first()
+        raise _not_adoptable(
+            f"{requester.label} and {accepter.label} already have a request in the portal"
+            + (f" (request {other.pk}, {other.status})" if other else "")
+            + "; decide or cancel it first"
+        ) from None
+    return request
+
+
+def _uuid_or_none(value: str | None) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
 # --- webhooks -------------------------------------------------------------------------------
 def refuse_private_destination(url: str) -> None:
-    """No webhooks into loopback, link-local (instance metadata) or private ranges, unless allowed."""
-    import ipaddress
-    import socket
-    from urllib.parse import urlsplit
-
-    from django.conf import settings
-
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
-        raise PortalError("invalid_url", f"a webhook URL must be http or https, not {parts.scheme or 'none'}", attr="url")
-    host = parts.hostname or ""
+    """Webhooks go to globally routable addresses only (unless WEBHOOK_ALLOW_PRIVATE): checked at
+    registration and on every change here, and again, at connect time, on every attempt."""
     try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
-    except socket.gaierror:
-        raise PortalError("invalid_url", f"{host!r} does not resolve.", attr="url") from None
-    if settings.WEBHOOK_ALLOW_PRIVATE:
-        return
-    for address in addresses:
-        ip = ipaddress.ip_address(address.split("%")[0])
-        if ip.is_loopback or ip.is_link_local or ip.is_private or ip.is_reserved or ip.is_multicast:
-            raise PortalError(
-                "private_destination",
-                f"{host} resolves to {ip}, a loopback, link-local or private address; "
-                "set WEBHOOK_ALLOW_PRIVATE=1 to allow such destinations",
-                attr="url",
-            )
+        netguard.check_url(url)
+    except netguard.DestinationRefused as exc:
+        code = "invalid_url" if exc.code == "unresolvable" else exc.code
+        raise PortalError(code, exc.detail, attr="url") from None
 
 
 def _check_event_types(events: list[str]) -> None:
@@ -714,7 +954,7 @@ def webhook_register(*, actor: Any, url: str, events: list[str], active: bool = 
     refuse_private_destination(url)
     with transaction.atomic():
         hook = Webhook.objects.create(url=url, events=events, active=active, created_by=actor, secret=new_secret())
-        audit.record(action="webhook.registered", actor=actor, data={"url": url, "events": events})
+        audit.record(action="webhook.registered", actor=actor, data={"url": netguard.redacted(url), "events": events})
     return hook
 
 
@@ -735,7 +975,8 @@ def webhook_update(*, actor: Any, webhook_id: int, **changes: Any) -> Any:
         for name, value in changes.items():
             setattr(hook, name, value)
         hook.save(update_fields=list(changes))
-        audit.record(action="webhook.changed", actor=actor, data={"webhook": hook.pk, **changes})
+        shown = {**changes, **({"url": netguard.redacted(changes["url"])} if "url" in changes else {})}
+        audit.record(action="webhook.changed", actor=actor, data={"webhook": hook.pk, **shown})
     return hook
 
 
@@ -748,7 +989,9 @@ def webhook_resend(*, actor: Any, webhook_id: int, message_id: str) -> Any:
         raise PortalError("permission_denied", "Only administrators resend webhooks.", status=403)
     with transaction.atomic():
         delivery = (
-            WebhookDelivery.objects.select_related("webhook").filter(webhook_id=webhook_id, message_id=message_id).first()
+            WebhookDelivery.objects.select_related("webhook")
+            .filter(webhook_id=webhook_id, message_id=message_id)
+            .first()
         )
         if delivery is None:
             raise PortalError("not_found", "No such delivery.", status=404)
@@ -758,7 +1001,9 @@ def webhook_resend(*, actor: Any, webhook_id: int, message_id: str) -> Any:
             )
         webhooks.resend(delivery)
         audit.record(
-            action="webhook.resent", actor=actor, request=delivery.request,
+            action="webhook.resent",
+            actor=actor,
+            request=delivery.request,
             data={"webhook": webhook_id, "message_id": message_id, "event_type": delivery.event_type},
         )
     delivery.refresh_from_db()
@@ -775,9 +1020,15 @@ def api_token_create(*, actor: Any, name: str, read_only: bool = False, expires_
     with transaction.atomic():
         token, key = tokens.issue(actor, name, read_only=read_only, expires_at=expires_at)
         audit.record(
-            action="token.created", actor=actor,
-            data={"token": token.pk, "name": name, "prefix": token.prefix, "read_only": read_only,
-                  "expires_at": expires_at.isoformat() if expires_at else None},
+            action="token.created",
+            actor=actor,
+            data={
+                "token": token.pk,
+                "name": name,
+                "prefix": token.prefix,
+                "read_only": read_only,
+                "expires_at": expires_at.isoformat() if expires_at else None,
+            },
         )
     return token, key
 
@@ -797,7 +1048,8 @@ def api_token_revoke(*, actor: Any, token_id: Any) -> Any:
             token.revoked_at = timezone.now()
             token.save(update_fields=["revoked_at"])
             audit.record(
-                action="token.revoked", actor=actor,
+                action="token.revoked",
+                actor=actor,
                 data={"token": token.pk, "name": token.name, "prefix": token.prefix, "owner": token.user.username},
             )
     return token

@@ -117,9 +117,9 @@ def deliver_notification(self, notification_id: int) -> str:  # type: ignore[no-
     if note is None:
         return "not_pending"  # sent already (a duplicate delivery), or given up
     # Claim this attempt: of two deliveries of one message (a redelivery and the sweeper's), one sends.
-    claimed = Notification.objects.filter(
-        pk=note.pk, state=Notification.State.PENDING, attempts=note.attempts
-    ).update(attempts=F("attempts") + 1, last_attempt_at=timezone.now())
+    claimed = Notification.objects.filter(pk=note.pk, state=Notification.State.PENDING, attempts=note.attempts).update(
+        attempts=F("attempts") + 1, last_attempt_at=timezone.now()
+    )
     if not claimed:
         return "claimed_elsewhere"
     try:
@@ -131,7 +131,9 @@ def deliver_notification(self, notification_id: int) -> str:  # type: ignore[no-
             logger.error("notification %s given up after %d attempts: %s", note.pk, note.attempts + 1, error)
             return "failed"
         Notification.objects.filter(pk=note.pk).update(last_error=error)
-        raise self.retry(exc=exc, countdown=min(NOTIFICATION_MAX_BACKOFF_SECONDS, 10 * 2**self.request.retries)) from exc
+        raise self.retry(
+            exc=exc, countdown=min(NOTIFICATION_MAX_BACKOFF_SECONDS, 10 * 2**self.request.retries)
+        ) from exc
     Notification.objects.filter(pk=note.pk).update(state=Notification.State.SENT, sent_at=timezone.now())
     return "sent"
 

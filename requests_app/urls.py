@@ -13,6 +13,7 @@ urlpatterns = [
     path("topology/", views.topology, name="topology"),
     path("inventory/", views.inventory, name="inventory"),
     path("inventory/accounts/<str:account_id>/sync/", views.inventory_sync, name="inventory-sync"),
+    path("inventory/peerings/<str:connection_id>/adopt/", views.inventory_adopt, name="inventory-adopt"),
     path("audit/", views.audit_log, name="audit"),
     re_path(r"^audit/export\.(?P<fmt>csv|jsonl)$", views.audit_export, name="audit-export"),
 ]

@@ -14,10 +14,10 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from requests_app import permissions, selectors, services
+from requests_app import network, permissions, selectors, services
 from requests_app.domain.status import WORK_IN_FLIGHT, Status
-from requests_app.forms import AuditFilterForm, CommentForm, PeeringRequestForm
-from requests_app.models import AwsAccount, ObservedPeering, PeeringRequest
+from requests_app.forms import AdoptForm, AuditFilterForm, CommentForm, PeeringRequestForm
+from requests_app.models import AwsAccount, PeeringRequest
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -61,9 +61,7 @@ def metrics(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    qs = selectors.requests_visible_to(request.user).filter(
-        department_id__in=permissions.department_ids(request.user)
-    )
+    qs = selectors.requests_visible_to(request.user).filter(department_id__in=permissions.department_ids(request.user))
     status = request.GET.get("status", "")
     if status in {s.value for s in Status}:
         qs = qs.filter(status=status)
@@ -192,8 +190,14 @@ _HAPPY_PATH = (Status.PENDING_APPROVAL, Status.APPROVED, Status.PROVISIONING, St
 def _timeline(obj: PeeringRequest, events: list[Any]) -> list[dict[str, Any]]:
     """Every state the request entered (when, who), then the states still ahead on the usual path."""
     entered = [
-        {"status": e.to_status, "label": Status(e.to_status).label, "at": e.created_at, "by": e.actor_label,
-         "done": True, "current": False}
+        {
+            "status": e.to_status,
+            "label": Status(e.to_status).label,
+            "at": e.created_at,
+            "by": e.actor_label,
+            "done": True,
+            "current": False,
+        }
         for e in events
         if e.to_status
     ]
@@ -259,11 +263,13 @@ def approvals(request: HttpRequest) -> HttpResponse:
         {
             "queue": queue,
             "own_pending": mine.filter(status=Status.PENDING_APPROVAL, requested_by=request.user)[:20],
-            "attention": mine.filter(Q(status=Status.FAILED) | Q(status=Status.ACTIVE, drift__isnull=False))
-            .order_by("-updated_at")[:50],
+            "attention": mine.filter(Q(status=Status.FAILED) | Q(status=Status.ACTIVE, drift__isnull=False)).order_by(
+                "-updated_at"
+            )[:50],
             "recent": mine.filter(decided_at__isnull=False).order_by("-decided_at")[:20],
             "is_approver": bool(owned),
             "sla_hours": settings.APPROVAL_SLA_HOURS,
+            "capacities": [services.capacity_of(hub) for hub in selectors.hubs_owned_by(request.user)],
         },
     )
 
@@ -293,22 +299,59 @@ def topology(request: HttpRequest) -> HttpResponse:
     if body is None:
         body = render_to_string("requests_app/_topology_body.html", topology_for(request.user), request=request)
         cache.set(key, body, timeout=3600)
-    return render(request, "requests_app/topology.html", {"body": mark_safe(body)})
+    # Capacity is read live (a few queries per hub), so it is not part of the cached picture.
+    capacities = [services.capacity_of(hub) for hub in selectors.hubs_visible_to(request.user)]
+    return render(request, "requests_app/topology.html", {"body": mark_safe(body), "capacities": capacities})
 
 
 @login_required
 def inventory(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    vpcs = list(selectors.vpcs_visible_to(user).order_by("account__account_id", "region", "name"))
+    # The routes as the portal knows them: the last sync plus its own work since (network.py).
+    routes = network.routes_by_table(
+        [table for vpc in vpcs for table in vpc.route_tables.all()],
+        namer=services.ViewerNamer(user, permissions.department_ids(user)),
+    )
+    observed = list(selectors.observed_peerings_visible_to(user))
+    adoptable = services.adoptable_by(user, observed)
     return render(
         request,
         "requests_app/inventory.html",
         {
             "accounts": AwsAccount.objects.select_related("department").order_by("account_id")
-            if permissions.is_admin(request.user) else [],
-            "vpcs": selectors.vpcs_visible_to(request.user).order_by("account__account_id", "region", "name"),
-            "unmanaged": ObservedPeering.objects.filter(portal_request_id="").exclude(status="deleted")
-            if permissions.is_admin(request.user) else [],
+            if permissions.is_admin(user)
+            else [],
+            "vpcs": [
+                {"vpc": vpc, "tables": [(table, routes[table.route_table_id]) for table in vpc.route_tables.all()]}
+                for vpc in vpcs
+            ],
+            "observed": [(seen, seen.connection_id in adoptable) for seen in observed],
         },
     )
+
+
+@login_required
+@require_POST
+def inventory_adopt(request: HttpRequest, connection_id: str) -> HttpResponse:
+    """Adopt a peering found in AWS, as the API's adopt does (the same use case and rules)."""
+    form = AdoptForm(request.POST)
+    if not form.is_valid():
+        messages.error(
+            request,
+            f"Could not adopt {connection_id}: "
+            + " ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items()),
+        )
+        return redirect("inventory")
+    try:
+        adopted = services.observed_peering_adopt(actor=request.user, connection_id=connection_id, **form.cleaned_data)
+    except services.PortalError as exc:
+        if exc.status == 404:
+            raise Http404("No such peering connection.") from None
+        messages.error(request, f"Could not adopt {connection_id}: {exc.detail}")
+        return redirect("inventory")
+    messages.success(request, f"Adopted {connection_id}: the portal manages it from now on.")
+    return redirect("request-detail", pk=adopted.pk)
 
 
 @login_required
@@ -346,4 +389,3 @@ def audit_export(request: HttpRequest, fmt: str) -> HttpResponse:
     response = StreamingHttpResponse(lines, content_type="text/csv" if fmt == "csv" else "application/x-ndjson")
     response["Content-Disposition"] = f'attachment; filename="peering-audit.{fmt}"'
     return response
-

@@ -42,7 +42,7 @@ from rest_framework.test import APIClient
 from requests_app import demo, inventory, permissions, services, tokens
 from requests_app.domain import checks as rules
 from requests_app.domain import cidrs
-from requests_app.models import AwsAccount, ObservedPeering, PeeringRequest, RouteTable, Vpc, VpcCidr
+from requests_app.models import AwsAccount, ManagedRoute, ObservedPeering, PeeringRequest, RouteTable, Vpc, VpcCidr
 from tests.conftest import DEMO_PASSWORD, ec2_as
 
 pytestmark = pytest.mark.django_db
@@ -202,8 +202,15 @@ def no_route_tables(vpc: str) -> Setup:
     return apply
 
 
-def hold(requester: str, accepter: str, status: str, *, by: str = "fiona", key: str = "") -> Setup:
-    """A portal request in `status` between two VPCs, as earlier use of the portal left it."""
+def hold(
+    requester: str, accepter: str, status: str, *, by: str = "fiona", key: str = "", routes: str = "", pcx: str = ""
+) -> Setup:
+    """A portal request in `status` between two VPCs, as earlier use of the portal left it.
+
+    With `routes` ("planned", "created" or "removed"), its routes (every table of both VPCs to
+    the other's blocks) are recorded as the portal records its own work, and no sync has read
+    them since: they are in the portal's picture of the network, not in the tables' synced routes.
+    """
 
     def apply(w: World) -> None:
         req, acc = w.vpc(requester), w.vpc(accepter)
@@ -215,7 +222,16 @@ def hold(requester: str, accepter: str, status: str, *, by: str = "fiona", key: 
             justification="filed earlier",
             requested_by=w.user(by),
             department=req.account.department,
+            aws_peering_connection_id=pcx,
         )
+        if routes:
+            ManagedRoute.objects.bulk_create(
+                ManagedRoute(request=obj, side=side, route_table_id=table.route_table_id, destination=cidr,
+                             state=routes, changed_at=timezone.now())
+                for side, vpc, peer in (("requester", req, acc), ("accepter", acc, req))
+                for table in vpc.route_tables.all()
+                for cidr in peer.cidr_list()
+            )
         if key:
             w.ids[key] = str(obj.pk)
 
@@ -301,7 +317,7 @@ FINANCE_ACCOUNT_HAS_THREE_OUTSTANDING = combine(
     observed("finance-app", OUTSIDE_VPC, "pending-acceptance", requester_account="222222222222"),
     # not counted: not yet in AWS, already accepted, asked by another account, or the portal's own
     hold("finance-app", "hr-portal", "pending_approval"),
-    hold("finance-app", "eng-sandbox", "active"),
+    hold("finance-app", "services-euw1", "active"),
     observed("eng-build", "finance-app", "pending-acceptance", requester_account="444444444444"),
     observed("finance-app", "vpc-0aaaaaaaaaaaaaaa2", "pending-acceptance", requester_account="222222222222",
              portal_request_id="00000000-0000-0000-0000-000000000001"),
@@ -324,6 +340,10 @@ class Case:
 
 
 FINANCE, SERVICES = "finance-app", "services-use1"
+# Every account's default VPC has 172.31.0.0/16: two departments' default VPCs are overlapping
+# spokes as soon as both peer with the same hub.
+FINANCE_DEFAULT, ENGINEERING_DEFAULT = "default-222222222222-us-east-1", "default-444444444444-us-east-1"
+OLD_PCX = "pcx-0123abcd0123abcd0"
 CASES = [
     # vpc_not_found
     Case("vpc_not_found-fail-unknown-accepter", "fiona", FINANCE, UNKNOWN_VPC, "vpc_not_found", "fail",
@@ -432,16 +452,81 @@ CASES = [
          setup=add_route("services-private", "10.11.0.0/16", "tgw-0123456789abcdef0"),
          detail="route table services-private of services-use1 (@services-use1) already routes 10.11.0.0/16 to "
                 "tgw-0123456789abcdef0, which lies within 10.11.0.0/16"),
-    Case("route_conflict-absent-broader-routes", "fiona", FINANCE, SERVICES, "route_conflict", None,
+    # A broader route to a gateway stays: the peering's narrower route wins by longest prefix.
+    Case("route_conflict-pass-broader-routes-to-gateways", "fiona", FINANCE, SERVICES, "route_conflict", "pass",
          setup=combine(add_route("finance-app-main", "0.0.0.0/0", "igw-0123456789abcdef0"),
-                       add_route("finance-app-main", "10.0.0.0/8", "tgw-0123456789abcdef0"))),
+                       add_route("finance-app-main", "10.0.0.0/8", "tgw-0123456789abcdef0")),
+         detail="broader routes to gateways in finance-app (@finance-app) stay (finance-app-main: 0.0.0.0/0 → "
+                "igw-0123456789abcdef0; finance-app-main: 10.0.0.0/8 → tgw-0123456789abcdef0): the peering's "
+                "narrower routes win by longest prefix"),
+    # A broader route to a peering owns its addresses: a narrower one inside it would steal them.
+    Case("route_conflict-fail-broader-route-to-a-peering", "fiona", FINANCE, SERVICES, "route_conflict", "fail",
+         setup=add_route("services-private", "10.0.0.0/8", "pcx-0aaaabbbbccccdddd"),
+         detail="route table services-private of services-use1 (@services-use1) already routes 10.0.0.0/8 to "
+                "pcx-0aaaabbbbccccdddd, which contains 10.1.0.0/16: that peer owns those addresses, and a narrower "
+                "route would take part of its traffic"),
+    # The portal's own routes count before any sync has read them ...
+    Case("route_conflict-fail-a-route-the-portal-made-since-the-last-sync", "fiona", FINANCE_DEFAULT, SERVICES,
+         "route_conflict", "fail",
+         setup=hold(ENGINEERING_DEFAULT, SERVICES, "active", by="erin", routes="created", pcx=OLD_PCX),
+         detail=f"route table services-use1-main of services-use1 (@services-use1) already routes 172.31.0.0/16 to "
+                f"{OLD_PCX} (a request of another department: a VPC of another department → services-use1 "
+                "(@services-use1), active), which lies within 172.31.0.0/16"),
+    # ... and a route it removed since does not.
+    Case("route_conflict-absent-a-route-the-portal-removed-since-the-last-sync", "fiona", FINANCE, SERVICES,
+         "route_conflict", None,
+         setup=combine(add_route("services-use1-main", "10.1.0.0/16", OLD_PCX),
+                       hold(FINANCE, SERVICES, "decommissioned", routes="removed", pcx=OLD_PCX))),
+    # A request waiting for approval claims its routes: a warning, until one of the two is approved.
+    Case("route_conflict-warn-claim-of-a-pending-request", "fiona", FINANCE_DEFAULT, SERVICES, "route_conflict",
+         "warn", setup=filed("erin", ENGINEERING_DEFAULT, SERVICES, key="other"),
+         detail="route table services-use1-main of services-use1 (@services-use1) already routes 172.31.0.0/16 to "
+                "the peering of a request of another department: a VPC of another department → services-use1 "
+                "(@services-use1), pending_approval, which lies within 172.31.0.0/16; with no reverse-path "
+                "forwarding it cannot route to both; the one approved first wins"),
+    # spoke_overlap: two peers of one VPC (two spokes of a hub) must not overlap
+    Case("spoke_overlap-pass", "fiona", FINANCE, SERVICES, "spoke_overlap", "pass",
+         setup=hold("eng-build", SERVICES, "active", by="erin"),
+         detail="no other peer of services-use1 (@services-use1) or finance-app (@finance-app) overlaps the new peer"),
+    Case("spoke_overlap-warn-the-other-spoke-is-pending", "fiona", FINANCE_DEFAULT, SERVICES, "spoke_overlap",
+         "warn", setup=filed("erin", ENGINEERING_DEFAULT, SERVICES, key="other"),
+         # erin's VPC and request are another department's: fiona learns the CIDR and the table only.
+         detail="172.31.0.0/16 of @default-222222222222-us-east-1 overlaps 172.31.0.0/16 of a VPC of "
+                "another department, which services-use1 (@services-use1) already peers with (a request of another "
+                "department, pending_approval, routed by route table @services-use1-main, @services-private): with "
+                "no reverse-path forwarding services-use1 (@services-use1) cannot route to both; the one approved "
+                "first wins"),
+    # The rule holds on both sides: finance-app cannot take a second peer that overlaps its first.
+    Case("spoke_overlap-fail-the-requester-already-peers-with-an-overlapping-vpc", "fiona", FINANCE, "services-euw1",
+         "spoke_overlap", "fail",
+         setup=combine(hold(FINANCE, SERVICES, "active", key="held"), add_cidr("services-euw1", "10.0.64.0/18")),
+         detail="10.0.64.0/18 of services-euw1 (@services-euw1) overlaps 10.0.0.0/16 of services-use1 "
+                "(@services-use1), which finance-app (@finance-app) already peers with (request @held, active)"),
+    Case("spoke_overlap-fail-a-block-inside-a-live-spoke", "fiona", FINANCE, SERVICES, "spoke_overlap", "fail",
+         setup=combine(hold("eng-build", SERVICES, "approved", by="erin"), add_cidr(FINANCE, "10.3.128.0/20")),
+         detail="10.3.128.0/20 of finance-app (@finance-app) overlaps 10.3.0.0/16 of a VPC of another department, "
+                "which services-use1 (@services-use1) already peers with (a request of another department, approved)"),
+    Case("spoke_overlap-fail-a-block-containing-a-live-spoke", "fiona", FINANCE, SERVICES, "spoke_overlap", "fail",
+         setup=combine(hold("eng-build", SERVICES, "provisioning", by="erin"), add_cidr(FINANCE, "10.2.0.0/15")),
+         detail="10.2.0.0/15 of finance-app (@finance-app) overlaps 10.3.0.0/16 of a VPC of another department"),
+    Case("spoke_overlap-fail-a-connection-found-in-aws", "fiona", FINANCE, SERVICES, "spoke_overlap", "fail",
+         setup=combine(observed("eng-build", SERVICES, "active", requester_account="444444444444", key="seen"),
+                       add_cidr(FINANCE, "10.3.128.0/20")),
+         detail="(connection @seen found in AWS, not made by the portal, active)"),
+    Case("spoke_overlap-fail-default-vpcs-of-two-departments", "fiona", FINANCE_DEFAULT, SERVICES, "spoke_overlap",
+         "fail", setup=hold(ENGINEERING_DEFAULT, SERVICES, "active", by="erin"),
+         detail="172.31.0.0/16 of @default-222222222222-us-east-1 overlaps 172.31.0.0/16 of a VPC of "
+                "another department, which services-use1 (@services-use1) already peers with (a request of another "
+                "department, active): with no reverse-path forwarding services-use1 (@services-use1) cannot route "
+                "to both"),
     Case("route_conflict-absent-table-not-chosen", "fiona", FINANCE, SERVICES, "route_conflict", None,
          setup=add_route("services-private", "10.1.0.0/16", "tgw-0123456789abcdef0"),
          body={"accepter_route_tables": ["@services-use1-main"]}),
     # inter_region
     Case("inter_region-warn", "fiona", FINANCE, "services-euw1", "inter_region", "warn",
          detail="finance-app (@finance-app) is in us-east-1 and services-euw1 (@services-euw1) in eu-west-1: "
-                "inter-region traffic uses an MTU of 1500 bytes, and security groups cannot reference the peer's"),
+                "inter-region traffic crosses with an MTU of at most 8500 bytes (1500 through an internet gateway or "
+                "a VPN), and security groups cannot reference the peer's"),
     Case("inter_region-absent", "fiona", FINANCE, SERVICES, "inter_region", None),
     # dns_prerequisites
     Case("dns_prerequisites-pass", "fiona", FINANCE, SERVICES, "dns_prerequisites", "pass",

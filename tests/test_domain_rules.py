@@ -376,8 +376,23 @@ def test_broader_existing_route_does_not_conflict(destination, target):
         routes=(RouteFacts("10.0.0.0/16", "local"), RouteFacts(destination, target)),
     )
     results = run_checks(make_input(requester=replace(APP, route_tables=(table,))))
-    assert by_code(results, "route_conflict") == []
+    # Allowed, with a note saying why: the peering's narrower route wins.
+    (note,) = by_code(results, "route_conflict")
+    assert note.status == "pass"
+    assert f"{destination} → {target}" in note.detail and "longest prefix" in note.detail
     assert failures(results) == []
+
+
+@pytest.mark.parametrize("target", ["pcx-0peer", "eni-0abc", "vpce-0abc", "i-0abc"])
+def test_a_broader_route_to_something_inside_a_vpc_is_a_conflict(target):
+    # A route to another peering (or an interface, endpoint or instance) owns its addresses: a
+    # narrower route inside it would take part of that peer's traffic. Only gateways carry
+    # traffic onwards and may be left under a narrower peering route.
+    table = replace(REQ_TABLE, routes=(RouteFacts("10.0.0.0/16", "local"), RouteFacts("10.0.0.0/8", target)))
+    results = run_checks(make_input(requester=replace(APP, route_tables=(table,))))
+    (conflict,) = by_code(results, "route_conflict")
+    assert conflict.status == "fail"
+    assert f"already routes 10.0.0.0/8 to {target}, which contains" in conflict.detail
 
 
 # --- region and DNS -------------------------------------------------------------------

@@ -51,9 +51,9 @@ from django.test import Client, override_settings
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
 from rest_framework.test import APIClient
 
-from requests_app import services, tokens
-from requests_app.models import AuditEvent, PeeringRequest, WebhookDelivery
-from tests.conftest import DEMO_PASSWORD
+from requests_app import inventory, services, tokens
+from requests_app.models import AuditEvent, AwsAccount, PeeringRequest, WebhookDelivery
+from tests.conftest import DEMO_PASSWORD, ec2_as
 
 # --- the callers ---------------------------------------------------------------------------------
 # The brief's seven roles, plus sam acting on fiona's request ("dept_approver"): sam is in the
@@ -172,6 +172,14 @@ MATRIX: tuple[Row, ...] = (
     Row("vpc-list", "GET", f"{API}/vpcs/", (401, SEES, HIDDEN, HIDDEN, HIDDEN, SEES, SEES, SEES),
         marker="{vpc_finance}"),
     Row("vpc-detail", "GET", f"{API}/vpcs/{{vpc_finance}}/", (401, 200, 404, 404, 404, 200, 200, 200)),
+    Row("vpc-capacity", "GET", f"{API}/vpcs/{{vpc_finance}}/capacity/", (401, 200, 404, 404, 404, 200, 200, 200)),
+    # Peerings found in AWS (eng-build <-> services-use1, made outside the portal): visible to the
+    # departments and owners of their VPCs; adopted by owners of the Services VPC in it, or admins.
+    Row("observed-peering-list", "GET", f"{API}/observed-peerings/",
+        (401, HIDDEN, HIDDEN, SEES, HIDDEN, SEES, SEES, SEES), marker="{pcx}"),
+    Row("observed-peering-detail", "GET", f"{API}/observed-peerings/{{pcx}}/", (401, 404, 404, 200, 404, 200, 200, 200)),
+    Row("observed-peering-adopt", "POST", f"{API}/observed-peerings/{{pcx}}/adopt/",
+        (401, 404, 404, 201, 404, 201, 201, 201), body={"justification": "permission matrix"}),
     # AWS accounts: admins only.
     Row("aws-account-list", "GET", f"{API}/aws-accounts/", ADMIN_ONLY),
     Row("aws-account-list", "POST", f"{API}/aws-accounts/", (401, 403, 403, 403, 403, 403, 403, 201),
@@ -267,6 +275,9 @@ MATRIX: tuple[Row, ...] = (
     # Account sync from the page: admins; for others the account does not exist (404).
     Row("inventory-sync", "POST", "/inventory/accounts/{account}/sync/", (LOGIN,) + (404,) * 6 + ("302 inventory",)),
     Row("inventory-sync", "GET", "/inventory/accounts/{account}/sync/", (LOGIN,) + (405,) * 7, probe=True),
+    Row("inventory-adopt", "POST", "/inventory/peerings/{pcx}/adopt/", (LOGIN, 404, 404, DONE, 404, DONE, DONE, DONE),
+        body={"justification": "permission matrix"}),
+    Row("inventory-adopt", "GET", "/inventory/peerings/{pcx}/adopt/", (LOGIN,) + (405,) * 7, probe=True),
     Row("audit", "GET", "/audit/", (LOGIN, SEES, HIDDEN, SEES, HIDDEN, SEES, SEES, SEES),
         marker="/requests/{request}/"),
     Row("audit-export", "GET", "/audit/export.csv", (LOGIN, SEES, HIDDEN, SEES, HIDDEN, SEES, SEES, SEES),
@@ -422,6 +433,13 @@ def test_permission_matrix(demo_world: dict[str, Any], settings: Any) -> None:
 
     fiona_request = file("fiona", "services-use1")
     sam_request = file("sam", "services-euw1")
+    # A peering someone made in the AWS console, which the last sync found.
+    engineering = ec2_as("444444444444", "us-east-1")
+    pcx = engineering.create_vpc_peering_connection(
+        VpcId=vpcs["eng-build"].vpc_id, PeerVpcId=vpcs["services-use1"].vpc_id, PeerOwnerId="111111111111"
+    )["VpcPeeringConnection"]["VpcPeeringConnectionId"]
+    ec2_as("111111111111", "us-east-1").accept_vpc_peering_connection(VpcPeeringConnectionId=pcx)
+    inventory.sync_account(AwsAccount.objects.get(account_id="444444444444"))
     token, _ = tokens.issue(users["fiona"], "subject")
     world = {
         "users": users,
@@ -435,6 +453,7 @@ def test_permission_matrix(demo_world: dict[str, Any], settings: Any) -> None:
         "token": token.pk,
         "token_prefix": token.prefix,
         "event": AuditEvent.objects.get(request=fiona_request, action="request.submitted").pk,
+        "pcx": pcx,
     }
 
     unexpected: list[str] = []

@@ -18,7 +18,6 @@ from requests_app.services import PortalError
 logger = logging.getLogger(__name__)
 
 
-
 def _flatten(detail: Any, attr: str | None = None) -> list[dict[str, Any]]:
     if isinstance(detail, dict):
         errors = []

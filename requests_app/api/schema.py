@@ -21,11 +21,13 @@ class ErrorItemSerializer(serializers.Serializer):
             "A failing check",
             value={
                 "type": "validation_error",
-                "errors": [{
-                    "code": "cidr_overlap",
-                    "detail": "eng-sandbox (vpc-0a1) 10.0.128.0/20 overlaps services-use1 (vpc-0b2) 10.0.0.0/16",
-                    "attr": "requester_vpc",
-                }],
+                "errors": [
+                    {
+                        "code": "cidr_overlap",
+                        "detail": "eng-sandbox (vpc-0a1) 10.0.128.0/20 overlaps services-use1 (vpc-0b2) 10.0.0.0/16",
+                        "attr": "requester_vpc",
+                    }
+                ],
             },
         ),
         OpenApiExample(
@@ -38,7 +40,8 @@ class ErrorSerializer(serializers.Serializer):
     type = serializers.ChoiceField(choices=["validation_error", "client_error", "server_error"])
     errors = ErrorItemSerializer(many=True)
     checks = serializers.ListField(
-        child=serializers.DictField(), required=False,
+        child=serializers.DictField(),
+        required=False,
         help_text="On a refused request: every check with its status (pass, warn, fail).",
     )
 

@@ -10,6 +10,7 @@ from requests_app.models import (
     AuditEvent,
     AwsAccount,
     Department,
+    ObservedPeering,
     PeeringRequest,
     ProvisioningStep,
     Vpc,
@@ -41,8 +42,17 @@ class VpcSerializer(serializers.ModelSerializer):
     class Meta:
         model = Vpc
         fields = [
-            "vpc_id", "name", "account_id", "region", "cidr_blocks", "department",
-            "is_services_vpc", "route_tables", "owners", "dns_hostnames", "dns_support",
+            "vpc_id",
+            "name",
+            "account_id",
+            "region",
+            "cidr_blocks",
+            "department",
+            "is_services_vpc",
+            "route_tables",
+            "owners",
+            "dns_hostnames",
+            "dns_support",
         ]
 
     def get_cidr_blocks(self, vpc: Vpc) -> list[str]:
@@ -73,14 +83,22 @@ class SyncReportSerializer(serializers.Serializer):
 class PeeringRequestInputSerializer(serializers.Serializer):
     requester_vpc = serializers.CharField(max_length=32)
     accepter_vpc = serializers.CharField(max_length=32)
-    requester_route_tables = serializers.ListField(child=serializers.CharField(max_length=32), required=False, default=list)
-    accepter_route_tables = serializers.ListField(child=serializers.CharField(max_length=32), required=False, default=list)
+    requester_route_tables = serializers.ListField(
+        child=serializers.CharField(max_length=32), required=False, default=list
+    )
+    accepter_route_tables = serializers.ListField(
+        child=serializers.CharField(max_length=32), required=False, default=list
+    )
     requester_destination_cidrs = serializers.ListField(
-        child=serializers.CharField(max_length=43), required=False, default=list,
+        child=serializers.CharField(max_length=43),
+        required=False,
+        default=list,
         help_text="What the requester's route tables send to the peer; default: all of the accepter's CIDRs.",
     )
     accepter_destination_cidrs = serializers.ListField(
-        child=serializers.CharField(max_length=43), required=False, default=list,
+        child=serializers.CharField(max_length=43),
+        required=False,
+        default=list,
         help_text="What the accepter's route tables send back; default: all of the requester's CIDRs.",
     )
     allow_dns_resolution = serializers.BooleanField(required=False, default=False)
@@ -148,11 +166,33 @@ class PeeringRequestSerializer(serializers.ModelSerializer):
     class Meta:
         model = PeeringRequest
         fields = [
-            "id", "status", "requester_vpc", "requester_vpc_name", "accepter_vpc", "accepter_vpc_name",
-            "requested_by", "department", "justification", "external_ref", "aws_peering_connection_id",
-            "requester_route_tables", "accepter_route_tables", "requester_destination_cidrs",
-            "accepter_destination_cidrs", "allow_dns_resolution", "decided_by", "decided_at",
-            "decision_comment", "created_at", "updated_at", "failure_reason", "checks", "plan", "drift", "steps",
+            "id",
+            "status",
+            "requester_vpc",
+            "requester_vpc_name",
+            "accepter_vpc",
+            "accepter_vpc_name",
+            "requested_by",
+            "department",
+            "justification",
+            "external_ref",
+            "aws_peering_connection_id",
+            "requester_route_tables",
+            "accepter_route_tables",
+            "requester_destination_cidrs",
+            "accepter_destination_cidrs",
+            "allow_dns_resolution",
+            "decided_by",
+            "decided_at",
+            "decision_comment",
+            "created_at",
+            "updated_at",
+            "failure_reason",
+            "checks",
+            "plan",
+            "drift",
+            "steps",
+            "adopted",
         ]
         read_only_fields = fields
 
@@ -168,8 +208,22 @@ class AuditEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = AuditEvent
         fields = [
-            "id", "request", "created_at", "actor", "action", "from_status", "to_status", "operation",
-            "account_id", "region", "result", "error_code", "message", "data", "prev_hash", "hash",
+            "id",
+            "request",
+            "created_at",
+            "actor",
+            "action",
+            "from_status",
+            "to_status",
+            "operation",
+            "account_id",
+            "region",
+            "result",
+            "error_code",
+            "message",
+            "data",
+            "prev_hash",
+            "hash",
         ]
         read_only_fields = fields
 
@@ -216,8 +270,18 @@ class WebhookDeliverySerializer(serializers.ModelSerializer):
     class Meta:
         model = WebhookDelivery
         fields = [
-            "message_id", "event_type", "request", "state", "attempts", "next_attempt_at", "last_status_code",
-            "last_error", "created_at", "delivered_at", "payload", "attempt_log",
+            "message_id",
+            "event_type",
+            "request",
+            "state",
+            "attempts",
+            "next_attempt_at",
+            "last_status_code",
+            "last_error",
+            "created_at",
+            "delivered_at",
+            "payload",
+            "attempt_log",
         ]
 
 
@@ -246,3 +310,77 @@ class ApiTokenCreatedSerializer(ApiTokenSerializer):
 
     class Meta(ApiTokenSerializer.Meta):
         fields = [*ApiTokenSerializer.Meta.fields, "token"]
+
+
+class RouteRefSerializer(serializers.Serializer):
+    route_table_id = serializers.CharField()
+    destination = serializers.CharField()
+
+
+class ObservedPeeringSerializer(serializers.ModelSerializer):
+    pcx_id = serializers.CharField(source="connection_id")
+    requester_vpc = serializers.CharField(source="requester_vpc_id")
+    accepter_vpc = serializers.CharField(source="accepter_vpc_id")
+    routes = serializers.SerializerMethodField(
+        help_text="Routes in the two VPCs' tables (as last synced) that target it."
+    )
+    first_seen = serializers.DateTimeField(allow_null=True)
+    last_seen = serializers.DateTimeField(source="seen_at")
+
+    class Meta:
+        model = ObservedPeering
+        fields = [
+            "pcx_id",
+            "requester_vpc",
+            "accepter_vpc",
+            "requester_account_id",
+            "accepter_account_id",
+            "requester_region",
+            "accepter_region",
+            "status",
+            "routes",
+            "first_seen",
+            "last_seen",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(RouteRefSerializer(many=True))
+    def get_routes(self, seen: ObservedPeering) -> list[dict[str, str]]:
+        return self.context.get("routes", {}).get(seen.connection_id, [])
+
+
+class AdoptSerializer(serializers.Serializer):
+    justification = serializers.CharField(max_length=4000, trim_whitespace=True)
+    external_ref = serializers.CharField(max_length=100, required=False, default="", allow_blank=True)
+
+
+class PeeringHeadroomSerializer(serializers.Serializer):
+    active = serializers.IntegerField(help_text="Active peerings of the VPC in AWS, managed or not.")
+    pending = serializers.IntegerField(help_text="Requests pending approval, approved or provisioning.")
+    limit = serializers.IntegerField()
+
+
+class TableHeadroomSerializer(serializers.Serializer):
+    route_table_id = serializers.CharField()
+    name = serializers.CharField()
+    used = serializers.IntegerField(help_text="Routes in the table now, local included.")
+    pending = serializers.IntegerField(help_text="Routes live requests will add.")
+    limit = serializers.IntegerField()
+
+
+class OutstandingHeadroomSerializer(serializers.Serializer):
+    used = serializers.IntegerField(help_text="The account's peering requests waiting for acceptance in AWS.")
+    limit = serializers.IntegerField()
+
+
+class AdviceSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    detail = serializers.CharField()
+
+
+class CapacitySerializer(serializers.Serializer):
+    vpc_id = serializers.CharField()
+    peerings = PeeringHeadroomSerializer()
+    route_tables = TableHeadroomSerializer(many=True)
+    outstanding_requests = OutstandingHeadroomSerializer()
+    advice = AdviceSerializer(many=True)

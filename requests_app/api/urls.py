@@ -10,5 +10,6 @@ router.register("peering-requests", views.PeeringRequestViewSet, basename="peeri
 router.register("audit-events", views.AuditEventViewSet, basename="audit-event")
 router.register("webhooks", views.WebhookViewSet, basename="webhook")
 router.register("tokens", views.ApiTokenViewSet, basename="api-token-named")
+router.register("observed-peerings", views.ObservedPeeringViewSet, basename="observed-peering")
 
 urlpatterns = [path("auth/token/", views.ObtainTokenView.as_view(), name="api-token"), *router.urls]

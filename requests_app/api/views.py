@@ -21,10 +21,22 @@ from requests_app.api.errors import error_body
 from requests_app.api.idempotency import idempotent
 from requests_app.api.schema import ERROR
 from requests_app.domain.status import Status
-from requests_app.models import ApiToken, AuditEvent, AwsAccount, PeeringRequest, Vpc, Webhook, WebhookDelivery
+from requests_app.models import (
+    ApiToken,
+    AuditEvent,
+    AwsAccount,
+    ObservedPeering,
+    PeeringRequest,
+    Vpc,
+    Webhook,
+    WebhookDelivery,
+)
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
-    "Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
+    "Idempotency-Key",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    required=False,
     description="Repeat the call safely: the same key and body within 24 h return the first response.",
 )
 
@@ -35,7 +47,9 @@ class IsAdmin(drf_permissions.BasePermission):
 
 
 @extend_schema(
-    request=s.TokenRequestSerializer, responses={200: s.TokenSerializer, 400: ERROR}, auth=[],
+    request=s.TokenRequestSerializer,
+    responses={200: s.TokenSerializer, 400: ERROR},
+    auth=[],
     summary="Exchange a username and password for an API token",
 )
 class ObtainTokenView(APIView):
@@ -47,8 +61,16 @@ class ObtainTokenView(APIView):
         data.is_valid(raise_exception=True)
         if logins.locked(data.validated_data["username"], request):
             response = Response(
-                error_body("client_error", [{"code": "login_throttled", "attr": None,
-                           "detail": "Too many failed logins for this user or address; try again later."}]),
+                error_body(
+                    "client_error",
+                    [
+                        {
+                            "code": "login_throttled",
+                            "attr": None,
+                            "detail": "Too many failed logins for this user or address; try again later.",
+                        }
+                    ],
+                ),
                 status=429,
             )
             response["Retry-After"] = str(settings.LOGIN_LOCKOUT_SECONDS)
@@ -57,8 +79,12 @@ class ObtainTokenView(APIView):
         user = authenticate(request, **credentials)
         if user is None or not user.is_active:
             return Response(
-                {"type": "validation_error",
-                 "errors": [{"code": "authentication_failed", "detail": "Wrong username or password.", "attr": None}]},
+                {
+                    "type": "validation_error",
+                    "errors": [
+                        {"code": "authentication_failed", "detail": "Wrong username or password.", "attr": None}
+                    ],
+                },
                 status=400,
             )
         token, key = services.api_token_create(
@@ -86,8 +112,66 @@ class VpcViewSet(viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return selectors.vpcs_visible_to(self.request.user)
 
+    @extend_schema(
+        summary="Headroom against each quota, counting live and pending work",
+        responses={200: s.CapacitySerializer, 404: ERROR},
+    )
+    @action(detail=True, methods=["get"])
+    def capacity(self, request: Request, vpc_id: str | None = None) -> Response:
+        return Response(services.vpc_capacity(actor=request.user, vpc_id=str(vpc_id)).as_dict())
 
-class AwsAccountViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):
+
+@extend_schema_view(
+    list=extend_schema(summary="Peerings found in AWS that the portal does not manage"),
+    retrieve=extend_schema(
+        summary="One peering found in AWS", responses={200: s.ObservedPeeringSerializer, 404: ERROR}
+    ),
+)
+class ObservedPeeringViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = s.ObservedPeeringSerializer
+    lookup_field = "connection_id"
+    lookup_url_kwarg = "pcx_id"
+    lookup_value_regex = r"pcx-[0-9a-zA-Z]+"
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        if getattr(self, "swagger_fake_view", False):  # the schema generator has no user
+            return ObservedPeering.objects.none()
+        return selectors.observed_peerings_visible_to(self.request.user)
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        context = super().get_serializer_context()
+        context["routes"] = getattr(self, "_routes", {})
+        return context
+
+    def paginate_queryset(self, queryset: Any) -> Any:
+        page = super().paginate_queryset(queryset)
+        self._routes = selectors.routes_to_connections([o.connection_id for o in (page or [])])
+        return page
+
+    def get_object(self) -> Any:
+        found = super().get_object()
+        self._routes = selectors.routes_to_connections([found.connection_id])
+        return found
+
+    @extend_schema(
+        summary="Adopt it: the portal manages it from now on (owners of the hub, or an admin)",
+        request=s.AdoptSerializer,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses={201: s.PeeringRequestSerializer, 400: ERROR, 403: ERROR, 404: ERROR, 409: ERROR, 502: ERROR},
+    )
+    @action(detail=True, methods=["post"])
+    @idempotent
+    def adopt(self, request: Request, pcx_id: str | None = None) -> Response:
+        data = s.AdoptSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        adopted = services.observed_peering_adopt(actor=request.user, connection_id=str(pcx_id), **data.validated_data)
+        found = selectors.requests_for_api(request.user).get(pk=adopted.pk)
+        return Response(s.PeeringRequestSerializer(found).data, status=status.HTTP_201_CREATED)
+
+
+class AwsAccountViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet
+):
     serializer_class = s.AwsAccountSerializer
     permission_classes = [IsAdmin]
     lookup_field = "account_id"
@@ -100,12 +184,18 @@ class AwsAccountViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins
         data.is_valid(raise_exception=True)
         v = data.validated_data
         account = services.aws_account_register(
-            actor=request.user, account_id=v["account_id"], name=v["name"],
-            department=v["department"].slug, role_arn=v["role_arn"], regions=v["regions"],
+            actor=request.user,
+            account_id=v["account_id"],
+            name=v["name"],
+            department=v["department"].slug,
+            role_arn=v["role_arn"],
+            regions=v["regions"],
         )
         return Response(self.get_serializer(account).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=None, parameters=[IDEMPOTENCY_HEADER], responses={200: s.SyncReportSerializer, 404: ERROR, 502: ERROR})
+    @extend_schema(
+        request=None, parameters=[IDEMPOTENCY_HEADER], responses={200: s.SyncReportSerializer, 404: ERROR, 502: ERROR}
+    )
     @action(detail=True, methods=["post"])
     @idempotent
     def sync(self, request: Request, account_id: str | None = None) -> Response:
@@ -175,7 +265,9 @@ class PeeringRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
         data = s.PreflightInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         evaluation = services.peering_request_evaluate(
-            draft=_draft(data.validated_data), department_ids=permissions.department_ids(request.user), viewer=request.user
+            draft=_draft(data.validated_data),
+            department_ids=permissions.department_ids(request.user),
+            viewer=request.user,
         )
         return Response({"ok": evaluation.ok, "checks": evaluation.checks, "plan": evaluation.operations})
 
@@ -188,49 +280,76 @@ class PeeringRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
         use_case(**kwargs)
         return self._answer(self.get_queryset().get(pk=pk))
 
-    @extend_schema(summary="Approve (owners of the accepter VPC; never the requester)", request=s.CommentSerializer,
-                   parameters=[IDEMPOTENCY_HEADER], responses={200: s.PeeringRequestSerializer, 400: ERROR, 403: ERROR, 404: ERROR, 409: ERROR})
+    @extend_schema(
+        summary="Approve (owners of the accepter VPC; never the requester)",
+        request=s.CommentSerializer,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses={200: s.PeeringRequestSerializer, 400: ERROR, 403: ERROR, 404: ERROR, 409: ERROR},
+    )
     @action(detail=True, methods=["post"])
     @idempotent
     def approve(self, request: Request, pk: str) -> Response:
         return self._lifecycle(request, services.peering_request_approve, pk)
 
-    @extend_schema(summary="Reject, with a comment", request=s.CommentSerializer, parameters=[IDEMPOTENCY_HEADER],
-                   responses={200: s.PeeringRequestSerializer, 400: ERROR, 403: ERROR, 404: ERROR, 409: ERROR})
+    @extend_schema(
+        summary="Reject, with a comment",
+        request=s.CommentSerializer,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses={200: s.PeeringRequestSerializer, 400: ERROR, 403: ERROR, 404: ERROR, 409: ERROR},
+    )
     @action(detail=True, methods=["post"])
     @idempotent
     def reject(self, request: Request, pk: str) -> Response:
         return self._lifecycle(request, services.peering_request_reject, pk)
 
-    @extend_schema(summary="Cancel while pending approval (the requesting department)", request=s.CommentSerializer,
-                   parameters=[IDEMPOTENCY_HEADER], responses={200: s.PeeringRequestSerializer, 403: ERROR, 404: ERROR, 409: ERROR})
+    @extend_schema(
+        summary="Cancel while pending approval (the requesting department)",
+        request=s.CommentSerializer,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses={200: s.PeeringRequestSerializer, 403: ERROR, 404: ERROR, 409: ERROR},
+    )
     @action(detail=True, methods=["post"])
     @idempotent
     def cancel(self, request: Request, pk: str) -> Response:
         return self._lifecycle(request, services.peering_request_cancel, pk)
 
-    @extend_schema(summary="Retry a failed request", request=None, parameters=[IDEMPOTENCY_HEADER],
-                   responses={200: s.PeeringRequestSerializer, 403: ERROR, 404: ERROR, 409: ERROR})
+    @extend_schema(
+        summary="Retry a failed request",
+        request=None,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses={200: s.PeeringRequestSerializer, 403: ERROR, 404: ERROR, 409: ERROR},
+    )
     @action(detail=True, methods=["post"])
     @idempotent
     def retry(self, request: Request, pk: str) -> Response:
         return self._lifecycle(request, services.peering_request_retry, pk, with_comment=False)
 
-    @extend_schema(summary="Remove the portal's routes and delete the connection", request=s.CommentSerializer,
-                   parameters=[IDEMPOTENCY_HEADER], responses={200: s.PeeringRequestSerializer, 403: ERROR, 404: ERROR, 409: ERROR})
+    @extend_schema(
+        summary="Remove the portal's routes and delete the connection",
+        request=s.CommentSerializer,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses={200: s.PeeringRequestSerializer, 403: ERROR, 404: ERROR, 409: ERROR},
+    )
     @action(detail=True, methods=["post"])
     @idempotent
     def decommission(self, request: Request, pk: str) -> Response:
         return self._lifecycle(request, services.peering_request_decommission, pk)
 
-    @extend_schema(summary="Recreate missing routes (owners of the accepter VPC)", request=None, parameters=[IDEMPOTENCY_HEADER],
-                   responses={200: s.PeeringRequestSerializer, 403: ERROR, 404: ERROR, 409: ERROR})
+    @extend_schema(
+        summary="Recreate missing routes (owners of the accepter VPC)",
+        request=None,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses={200: s.PeeringRequestSerializer, 403: ERROR, 404: ERROR, 409: ERROR},
+    )
     @action(detail=True, methods=["post"])
     @idempotent
     def repair(self, request: Request, pk: str) -> Response:
         return self._lifecycle(request, services.peering_request_repair, pk, with_comment=False)
 
-    @extend_schema(summary="The request's audit history, oldest first", responses={200: s.AuditEventSerializer(many=True), 404: ERROR})
+    @extend_schema(
+        summary="The request's audit history, oldest first",
+        responses={200: s.AuditEventSerializer(many=True), 404: ERROR},
+    )
     @action(detail=True, methods=["get"])
     def events(self, request: Request, pk: str) -> Response:
         if not selectors.request_is_visible(request.user, pk):
@@ -272,12 +391,18 @@ class AuditEventViewSet(viewsets.ReadOnlyModelViewSet):
         )
 
 
-class WebhookViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):
+class WebhookViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet
+):
     serializer_class = s.WebhookSerializer
     permission_classes = [IsAdmin]
     queryset = Webhook.objects.all()
 
-    @extend_schema(request=s.WebhookSerializer, parameters=[IDEMPOTENCY_HEADER], responses={201: s.WebhookCreatedSerializer, 400: ERROR})
+    @extend_schema(
+        request=s.WebhookSerializer,
+        parameters=[IDEMPOTENCY_HEADER],
+        responses={201: s.WebhookCreatedSerializer, 400: ERROR},
+    )
     @idempotent
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         data = s.WebhookSerializer(data=request.data)

@@ -25,9 +25,7 @@ from requests_app.aws import ratelimit
 logger = logging.getLogger(__name__)
 SESSION_NAME = "peering-portal"
 # botocore's standard mode retries throttling and 5xx with backoff before we ever see them.
-BOTO_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=20
-)
+BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=20)
 
 TRANSIENT_CODES = frozenset(
     {
@@ -152,6 +150,8 @@ class PeeringInfo:
     requester_dns_resolution: bool
     accepter_dns_resolution: bool
     tags: tuple[tuple[str, str], ...]
+    requester_cidrs: tuple[str, ...] = ()
+    accepter_cidrs: tuple[str, ...] = ()
 
     def tag(self, key: str) -> str | None:
         return dict(self.tags).get(key)
@@ -174,14 +174,19 @@ def _peering_from_api(item: dict[str, Any]) -> PeeringInfo:
         accepter_vpc_id=acc.get("VpcId", ""),
         accepter_owner_id=acc.get("OwnerId", ""),
         accepter_region=acc.get("Region", ""),
-        requester_dns_resolution=bool(
-            req.get("PeeringOptions", {}).get("AllowDnsResolutionFromRemoteVpc", False)
-        ),
-        accepter_dns_resolution=bool(
-            acc.get("PeeringOptions", {}).get("AllowDnsResolutionFromRemoteVpc", False)
-        ),
+        requester_dns_resolution=bool(req.get("PeeringOptions", {}).get("AllowDnsResolutionFromRemoteVpc", False)),
+        accepter_dns_resolution=bool(acc.get("PeeringOptions", {}).get("AllowDnsResolutionFromRemoteVpc", False)),
         tags=tuple((t["Key"], t["Value"]) for t in item.get("Tags", [])),
+        requester_cidrs=_peering_cidrs(req),
+        accepter_cidrs=_peering_cidrs(acc),
     )
+
+
+def _peering_cidrs(side: dict[str, Any]) -> tuple[str, ...]:
+    """A side's IPv4 blocks: AWS lists them all in CidrBlockSet (the sandbox gives only CidrBlock)."""
+    blocks = [side["CidrBlock"]] if side.get("CidrBlock") else []
+    blocks += [b["CidrBlock"] for b in side.get("CidrBlockSet", []) if b.get("CidrBlock")]
+    return tuple(dict.fromkeys(blocks))
 
 
 def _route_target(route: dict[str, Any]) -> str:
@@ -256,7 +261,9 @@ class AwsGateway:
                 client.meta.events.register(
                     "before-parameter-build.ec2", functools.partial(self._trace, account.account_id, region)
                 )
-            client.meta.events.register("before-call.ec2", functools.partial(ratelimit.hook, account.account_id, region))
+            client.meta.events.register(
+                "before-call.ec2", functools.partial(ratelimit.hook, account.account_id, region)
+            )
             for event, handler, first in self._hooks:
                 (client.meta.events.register_first if first else client.meta.events.register)(event, handler)
             self._clients[key] = (expires, client)
@@ -271,8 +278,13 @@ class AwsGateway:
 
     def _trace(self, account_id: str, region: str, params: dict[str, Any], model: Any, **_: Any) -> None:
         line = json.dumps(
-            {"time": time.time(), "operation": model.name, "account_id": account_id, "region": region,
-             "params": params},
+            {
+                "time": time.time(),
+                "operation": model.name,
+                "account_id": account_id,
+                "region": region,
+                "params": params,
+            },
             default=str,
         )
         with self._lock, open(self.call_log, "a", encoding="utf-8") as log:
@@ -286,12 +298,17 @@ class AwsGateway:
         except Exception as exc:
             error = _translate(exc, _camel(operation))
             logger.warning(
-                "aws %s region=%s failed %s in %.0f ms", _camel(operation), client.meta.region_name,
-                error.code, (time.monotonic() - started) * 1000,
+                "aws %s region=%s failed %s in %.0f ms",
+                _camel(operation),
+                client.meta.region_name,
+                error.code,
+                (time.monotonic() - started) * 1000,
             )
             raise error from exc
         logger.info(
-            "aws %s region=%s ok in %.0f ms", _camel(operation), client.meta.region_name,
+            "aws %s region=%s ok in %.0f ms",
+            _camel(operation),
+            client.meta.region_name,
             (time.monotonic() - started) * 1000,
         )
         return result
@@ -309,12 +326,12 @@ class AwsGateway:
                 if a.get("CidrBlockState", {}).get("State", "associated") == "associated"
                 and a["CidrBlock"] != vpc["CidrBlock"]
             ]
-            hostnames = self._call(
-                ec2, "describe_vpc_attribute", VpcId=vpc["VpcId"], Attribute="enableDnsHostnames"
-            )["EnableDnsHostnames"]["Value"]
-            support = self._call(
-                ec2, "describe_vpc_attribute", VpcId=vpc["VpcId"], Attribute="enableDnsSupport"
-            )["EnableDnsSupport"]["Value"]
+            hostnames = self._call(ec2, "describe_vpc_attribute", VpcId=vpc["VpcId"], Attribute="enableDnsHostnames")[
+                "EnableDnsHostnames"
+            ]["Value"]
+            support = self._call(ec2, "describe_vpc_attribute", VpcId=vpc["VpcId"], Attribute="enableDnsSupport")[
+                "EnableDnsSupport"
+            ]["Value"]
             result.append(
                 VpcInfo(
                     vpc_id=vpc["VpcId"],
@@ -373,9 +390,7 @@ class AwsGateway:
     ) -> list[PeeringInfo]:
         ec2 = self.ec2(account, region)
         kwargs: dict[str, Any] = {"VpcPeeringConnectionIds": connection_ids} if connection_ids else {}
-        items = self._call(ec2, "describe_vpc_peering_connections", **kwargs)[
-            "VpcPeeringConnections"
-        ]
+        items = self._call(ec2, "describe_vpc_peering_connections", **kwargs)["VpcPeeringConnections"]
         found = [_peering_from_api(i) for i in items]
         if connection_ids:
             # The sandbox ignores the id list; filter here so both behave alike.
@@ -421,9 +436,7 @@ class AwsGateway:
 
     def accept_peering(self, account: AccountRef, region: str, connection_id: str) -> PeeringInfo:
         ec2 = self.ec2(account, region)
-        response = self._call(
-            ec2, "accept_vpc_peering_connection", VpcPeeringConnectionId=connection_id
-        )
+        response = self._call(ec2, "accept_vpc_peering_connection", VpcPeeringConnectionId=connection_id)
         return _peering_from_api(response["VpcPeeringConnection"])
 
     def set_dns_resolution(

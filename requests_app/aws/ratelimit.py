@@ -37,8 +37,11 @@ def kind_of(operation: str) -> str:
 
 
 def _spec(kind: str) -> tuple[float, float] | None:
-    raw = {"peering": settings.EC2_RATE_PEERING, "mutating": settings.EC2_RATE_MUTATING,
-           "describe": settings.EC2_RATE_DESCRIBE}[kind]
+    raw = {
+        "peering": settings.EC2_RATE_PEERING,
+        "mutating": settings.EC2_RATE_MUTATING,
+        "describe": settings.EC2_RATE_DESCRIBE,
+    }[kind]
     if not raw or raw.strip() == "0":
         return None
     burst, per_second = (float(part) for part in raw.split(","))

@@ -33,7 +33,31 @@ class CheckResult:
 @dataclass(frozen=True)
 class RouteFacts:
     destination: str
-    target: str  # e.g. "local", "pcx-…", "igw-…", "nat-…"
+    target: str  # e.g. "local", "pcx-…", "igw-…", "nat-…"; "" for a claim (no connection yet)
+    # Whose addresses these are, when the portal knows: its request, or a connection seen in AWS.
+    owner: str = ""
+    # A route the portal has not made yet: "pending" (its request waits for approval: it only
+    # warns) or "approved" (approved or provisioning: as good as made). "" for a route in AWS.
+    claim: str = ""
+    blackhole: bool = False  # its target is gone, but it still holds the destination
+    # The VPC at the other end of the peering it targets, when known.
+    peer_vpc_id: str = ""
+
+    @property
+    def described_target(self) -> str:
+        if self.claim:
+            return f"the peering of {self.owner}" if self.owner else "a planned peering"
+        shown = f"{self.target} (blackhole)" if self.blackhole else self.target
+        return f"{shown} ({self.owner})" if self.owner else shown
+
+
+# Targets that carry traffic onwards rather than owning addresses: a broader route to one of
+# them is overridden by a narrower peering route (longest prefix), which is what its owner meant.
+GATEWAY_PREFIXES = ("igw-", "nat-", "tgw-", "vgw-", "eigw-", "cagw-", "lgw-")
+
+
+def is_gateway(target: str) -> bool:
+    return target.startswith(GATEWAY_PREFIXES)
 
 
 @dataclass(frozen=True)
@@ -62,6 +86,18 @@ class VpcFacts:
 
 
 @dataclass(frozen=True)
+class PeerFacts:
+    """A VPC that one side of the new peering already peers with (or is about to)."""
+
+    vpc_id: str
+    label: str
+    cidrs: tuple[str, ...]
+    reference: str  # "request <id>, active" or "connection pcx-… found in AWS, …"
+    pending: bool  # its request waits for approval: an overlap only warns until it is approved
+    route_tables: tuple[str, ...] = ()  # the tables of our side that route to it
+
+
+@dataclass(frozen=True)
 class ExistingPeering:
     """A live peering (a portal request or a connection found in AWS) between two VPCs."""
 
@@ -73,11 +109,16 @@ class ExistingPeering:
 
 @dataclass(frozen=True)
 class Limits:
-    """AWS's default quotas; an admin can raise them per account where AWS did."""
+    """AWS's default quotas (Amazon VPC quotas and the VPC peering guide's quota page, as of
+    2026: see docs/rules.md); an admin can raise them per account where AWS did."""
 
-    peerings_per_vpc: int = 50
+    peerings_per_vpc: int = 50  # adjustable up to 125
     outstanding_per_account: int = 25
-    routes_per_table: int = 50
+    routes_per_table: int = 500  # non-propagated routes; adjustable up to 1,000
+
+
+# AWS's ceiling on active peerings per VPC, whatever increase an account gets.
+MAX_PEERINGS_PER_VPC = 125
 
 
 @dataclass(frozen=True)
@@ -106,6 +147,9 @@ class CheckInput:
     accepter_destination_cidrs: tuple[str, ...] = ()
     allow_dns_resolution: bool = False
     existing: tuple[ExistingPeering, ...] = ()
+    # What each side already peers with (live portal requests, connections found in AWS).
+    requester_peers: tuple[PeerFacts, ...] = ()
+    accepter_peers: tuple[PeerFacts, ...] = ()
     # Finds the VPC that holds a CIDR, to explain a transitive-routing request; only called
     # for a destination that already failed, so the cost stays off the common path.
     find_vpc_owning: Callable[[str], VpcFacts | None] | None = None
@@ -137,17 +181,13 @@ def run_checks(data: CheckInput) -> list[CheckResult]:
         ("accepter_vpc", data.accepter_vpc_id, data.accepter),
     ):
         if facts is None:
-            results.append(
-                _fail("vpc_not_found", f"VPC {vpc_id} is not in the portal's inventory", side)
-            )
+            results.append(_fail("vpc_not_found", f"VPC {vpc_id} is not in the portal's inventory", side))
     if data.requester is None or data.accepter is None:
         return results
     req, acc = data.requester, data.accepter
 
     if req.vpc_id == acc.vpc_id:
-        results.append(
-            _fail("same_vpc", f"{req.label} cannot peer with itself", "accepter_vpc")
-        )
+        results.append(_fail("same_vpc", f"{req.label} cannot peer with itself", "accepter_vpc"))
         return results
 
     if data.requester_is_callers:
@@ -173,6 +213,7 @@ def run_checks(data: CheckInput) -> list[CheckResult]:
 
     results.append(_overlap_check(req, acc))
     results.append(_duplicate_check(req, acc, data.existing))
+    results.extend(_peer_overlap_checks(data))
     results.extend(_route_table_checks(data))
     results.extend(_destination_checks(data))
     results.extend(_route_conflict_checks(data))
@@ -182,7 +223,8 @@ def run_checks(data: CheckInput) -> list[CheckResult]:
             _warn(
                 "inter_region",
                 f"{req.label} is in {req.region} and {acc.label} in {acc.region}: inter-region "
-                "traffic uses an MTU of 1500 bytes, and security groups cannot reference the peer's",
+                "traffic crosses with an MTU of at most 8500 bytes (1500 through an internet gateway or a VPN), "
+                "and security groups cannot reference the peer's",
             )
         )
     if data.allow_dns_resolution:
@@ -205,17 +247,11 @@ def _overlap_check(req: VpcFacts, acc: VpcFacts) -> CheckResult:
     )
 
 
-def _duplicate_check(
-    req: VpcFacts, acc: VpcFacts, existing: tuple[ExistingPeering, ...]
-) -> CheckResult:
+def _duplicate_check(req: VpcFacts, acc: VpcFacts, existing: tuple[ExistingPeering, ...]) -> CheckResult:
     pair = {req.vpc_id, acc.vpc_id}
     for peering in existing:
         if {peering.requester_vpc_id, peering.accepter_vpc_id} == pair:
-            direction = (
-                "the same direction"
-                if peering.requester_vpc_id == req.vpc_id
-                else "the opposite direction"
-            )
+            direction = "the same direction" if peering.requester_vpc_id == req.vpc_id else "the opposite direction"
             return _fail(
                 "duplicate_peering",
                 f"{req.label} and {acc.label} already have a peering ({peering.reference}, "
@@ -243,9 +279,7 @@ def _route_table_checks(data: CheckInput) -> list[CheckResult]:
                 )
             )
         elif not chosen and not vpc.route_tables:
-            results.append(
-                _fail("no_route_tables", f"{vpc.label} has no route tables to add routes to", side)
-            )
+            results.append(_fail("no_route_tables", f"{vpc.label} has no route tables to add routes to", side))
     return results
 
 
@@ -262,8 +296,7 @@ def _destination_checks(data: CheckInput) -> list[CheckResult]:
                 results.append(
                     _fail(
                         "invalid_cidr",
-                        f"{destination!r} is not an IPv4 CIDR block with its host bits zero "
-                        "(for example 10.0.1.0/24)",
+                        f"{destination!r} is not an IPv4 CIDR block with its host bits zero (for example 10.0.1.0/24)",
                         side,
                     )
                 )
@@ -313,36 +346,109 @@ def _transit_failure(destination: str, peer: VpcFacts, owner: VpcFacts | None, s
     )
 
 
-def _route_conflict_checks(data: CheckInput) -> list[CheckResult]:
-    """A chosen table that already routes an overlapping destination elsewhere cannot take ours."""
+def _peer_overlap_checks(data: CheckInput) -> list[CheckResult]:
+    """Two peers of one VPC must not overlap: with no reverse-path forwarding its route tables
+    could send those addresses to only one of them (a hub's spokes, most often)."""
     assert data.requester and data.accepter
     results: list[CheckResult] = []
-    for vpc, chosen, destinations in (
-        (data.requester, data.requester_route_tables, data.requester_destination_cidrs or data.accepter.cidrs),
-        (data.accepter, data.accepter_route_tables, data.accepter_destination_cidrs or data.requester.cidrs),
+    for side, new_peer, peers, attr in (
+        (data.accepter, data.requester, data.accepter_peers, "requester_vpc"),
+        (data.requester, data.accepter, data.requester_peers, "accepter_vpc"),
+    ):
+        for peer in peers:
+            if peer.vpc_id == new_peer.vpc_id:
+                continue  # the same pair: the duplicate check's business
+            pairs = cidrs.overlapping_pairs(new_peer.cidrs, peer.cidrs)
+            if not pairs:
+                continue
+            overlaps = "; ".join(f"{a} of {new_peer.label} overlaps {b} of {peer.label}" for a, b in pairs)
+            tables = f", routed by route table {', '.join(peer.route_tables)}" if peer.route_tables else ""
+            detail = (
+                f"{overlaps}, which {side.label} already peers with ({peer.reference}{tables}): with no "
+                f"reverse-path forwarding {side.label} cannot route to both"
+            )
+            if peer.pending:
+                results.append(_warn("spoke_overlap", f"{detail}; the one approved first wins", attr))
+            else:
+                results.append(_fail("spoke_overlap", detail, attr))
+    if not results:
+        results.append(
+            _pass(
+                "spoke_overlap",
+                f"no other peer of {data.accepter.label} or {data.requester.label} overlaps the new peer",
+            )
+        )
+    return results
+
+
+def _route_conflict_checks(data: CheckInput) -> list[CheckResult]:
+    """A chosen table that already routes overlapping addresses elsewhere cannot take ours.
+
+    A route to a peering (or an interface, instance or endpoint: anything inside a VPC) owns its
+    addresses, broader or narrower: a narrower route of ours would take part of that peer's
+    traffic, a broader one would be shadowed. A broader route to a gateway (internet, NAT,
+    transit, VPN) only carries what nothing narrower claims, so ours wins by longest prefix; an
+    equal or narrower one to a gateway takes traffic from the peer.
+    """
+    assert data.requester and data.accepter
+    results: list[CheckResult] = []
+    for vpc, peer, chosen, destinations, attr in (
+        (
+            data.requester,
+            data.accepter,
+            data.requester_route_tables,
+            data.requester_destination_cidrs or data.accepter.cidrs,
+            "requester_route_tables",
+        ),
+        (
+            data.accepter,
+            data.requester,
+            data.accepter_route_tables,
+            data.accepter_destination_cidrs or data.requester.cidrs,
+            "accepter_route_tables",
+        ),
     ):
         # Parsed once here, not per route and destination: this loop is the check's hot path.
         parsed = [(d, cidrs.parse(d)) for d in destinations if cidrs.is_valid(d)]
         tables = [rt for rt in vpc.route_tables if not chosen or rt.route_table_id in chosen]
+        shadowed: list[str] = []
         for table in tables:
+            where = f"route table {table.name or table.route_table_id} of {vpc.label}"
             for route in table.routes:
                 if route.target == "local" or not cidrs.is_valid(route.destination):
                     continue
+                if route.peer_vpc_id == peer.vpc_id:
+                    continue  # a route of another peering of these two VPCs: the duplicate check's business
                 existing = cidrs.parse(route.destination)
                 for destination, network in parsed:
-                    # Longest prefix wins: a broader route (0.0.0.0/0 → igw, 10.0.0.0/8 → tgw)
-                    # leaves ours in charge; an equal or narrower one takes traffic from the peer.
+                    if not existing.overlaps(network):
+                        continue
                     if existing.subnet_of(network):
-                        results.append(
-                            _fail(
-                                "route_conflict",
-                                f"route table {table.name or table.route_table_id} of {vpc.label} "
-                                f"already routes {route.destination} to {route.target}, which "
-                                f"lies within {destination}; with no reverse-path forwarding it cannot "
-                                "route to both",
-                                "requester_route_tables" if vpc is data.requester else "accepter_route_tables",
-                            )
+                        detail = (
+                            f"{where} already routes {route.destination} to {route.described_target}, which lies "
+                            f"within {destination}; with no reverse-path forwarding it cannot route to both"
                         )
+                    elif is_gateway(route.target):
+                        shadowed.append(f"{table.name or table.route_table_id}: {route.destination} → {route.target}")
+                        continue
+                    else:
+                        detail = (
+                            f"{where} already routes {route.destination} to {route.described_target}, which "
+                            f"contains {destination}: that peer owns those addresses, and a narrower route would "
+                            "take part of its traffic"
+                        )
+                    if route.claim == "pending":
+                        results.append(_warn("route_conflict", f"{detail}; the one approved first wins", attr))
+                    else:
+                        results.append(_fail("route_conflict", detail, attr))
+        if shadowed:
+            results.append(
+                _pass(
+                    "route_conflict",
+                    f"broader routes to gateways in {vpc.label} stay ({'; '.join(dict.fromkeys(shadowed))}): "
+                    "the peering's narrower routes win by longest prefix",
+                )
+            )
     return results
 
 
@@ -356,20 +462,29 @@ def _dns_check(req: VpcFacts, acc: VpcFacts) -> CheckResult:
     if off:
         return _fail(
             "dns_prerequisites",
-            "DNS resolution across the peering needs DNS hostnames and DNS support on both VPCs: "
-            + "; ".join(off),
+            "DNS resolution across the peering needs DNS hostnames and DNS support on both VPCs: " + "; ".join(off),
             "allow_dns_resolution",
         )
     return _pass("dns_prerequisites", "DNS hostnames and support are enabled on both VPCs")
 
 
-def _quota_level(code: str, used: int, limit: int, what: str, attr: str | None) -> CheckResult:
+def _quota_level(
+    code: str, used: int, limit: int, what: str, attr: str | None, *, beyond: str = ""
+) -> CheckResult:
     detail = f"{what}: {used} of {limit} after this request"
     if used > limit:
-        return _fail(code, f"{detail}, over the quota; ask AWS to raise it, then an admin to raise it here", attr)
+        return _fail(
+            code, f"{detail}, over the quota; ask AWS to raise it, then an admin to raise it here{beyond}", attr
+        )
     if used >= QUOTA_WARN_SHARE * limit:
-        return _warn(code, f"{detail}, close to the quota", attr)
+        return _warn(code, f"{detail}, close to the quota{beyond}", attr)
     return _pass(code, detail)
+
+
+TRANSIT_GATEWAY_NOTE = (
+    f"; AWS allows at most {MAX_PEERINGS_PER_VPC} active peerings per VPC, so a hub that keeps growing "
+    "needs a Transit Gateway (one attachment per VPC instead of a peering per pair)"
+)
 
 
 def _quota_checks(data: CheckInput) -> list[CheckResult]:
@@ -381,6 +496,7 @@ def _quota_checks(data: CheckInput) -> list[CheckResult]:
             data.requester_limits.peerings_per_vpc,
             f"peerings of {data.requester.label}",
             "requester_vpc",
+            beyond=TRANSIT_GATEWAY_NOTE,
         ),
         _quota_level(
             "quota_peerings_per_vpc",
@@ -388,6 +504,7 @@ def _quota_checks(data: CheckInput) -> list[CheckResult]:
             data.accepter_limits.peerings_per_vpc,
             f"peerings of {data.accepter.label}",
             "accepter_vpc",
+            beyond=TRANSIT_GATEWAY_NOTE,
         ),
         _quota_level(
             "quota_outstanding_requests",
@@ -398,20 +515,32 @@ def _quota_checks(data: CheckInput) -> list[CheckResult]:
         ),
     ]
     for vpc, chosen, destinations, limits, attr in (
-        (data.requester, data.requester_route_tables, data.requester_destination_cidrs or data.accepter.cidrs,
-         data.requester_limits, "requester_route_tables"),
-        (data.accepter, data.accepter_route_tables, data.accepter_destination_cidrs or data.requester.cidrs,
-         data.accepter_limits, "accepter_route_tables"),
+        (
+            data.requester,
+            data.requester_route_tables,
+            data.requester_destination_cidrs or data.accepter.cidrs,
+            data.requester_limits,
+            "requester_route_tables",
+        ),
+        (
+            data.accepter,
+            data.accepter_route_tables,
+            data.accepter_destination_cidrs or data.requester.cidrs,
+            data.accepter_limits,
+            "accepter_route_tables",
+        ),
     ):
         for table in vpc.route_tables:
             if chosen and table.route_table_id not in chosen:
                 continue
-            present = {r.destination for r in table.routes}
+            # Routes of requests still waiting for approval may never be made: not counted.
+            counted = [r for r in table.routes if r.claim != "pending"]
+            present = {r.destination for r in counted}
             adding = len({d for d in destinations if d not in present})
             results.append(
                 _quota_level(
                     "quota_routes_per_table",
-                    len(table.routes) + adding,
+                    len(counted) + adding,
                     limits.routes_per_table,
                     f"routes in {table.name or table.route_table_id} ({table.route_table_id}) of {vpc.label}",
                     attr,

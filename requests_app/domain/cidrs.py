@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 
@@ -11,8 +12,13 @@ RFC1918 = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12",
 SHARED_ADDRESS_SPACE = ipaddress.ip_network("100.64.0.0/10")
 
 
+@functools.lru_cache(maxsize=65536)
 def parse(cidr: str) -> Network:
-    """Parse a CIDR strictly: host bits must be zero, as AWS requires for routes."""
+    """Parse a CIDR strictly: host bits must be zero, as AWS requires for routes.
+
+    Cached: a hub's tables hold hundreds of routes, each compared with every destination of a
+    request, and the parsed network is immutable.
+    """
     text = cidr.strip()
     _, _, prefix = text.partition("/")
     if not prefix.isdigit():

@@ -24,9 +24,7 @@ class Status(StrEnum):
 
 
 TRANSITIONS: dict[Status, frozenset[Status]] = {
-    Status.PENDING_APPROVAL: frozenset(
-        {Status.APPROVED, Status.REJECTED, Status.CANCELLED, Status.EXPIRED}
-    ),
+    Status.PENDING_APPROVAL: frozenset({Status.APPROVED, Status.REJECTED, Status.CANCELLED, Status.EXPIRED}),
     Status.APPROVED: frozenset({Status.PROVISIONING, Status.FAILED}),
     Status.PROVISIONING: frozenset({Status.ACTIVE, Status.FAILED}),
     Status.ACTIVE: frozenset({Status.DECOMMISSIONING}),
@@ -52,9 +50,7 @@ LIVE_STATUSES: frozenset[Status] = frozenset(
     }
 )
 # States in which a worker owns the request and makes progress on it.
-WORK_IN_FLIGHT: frozenset[Status] = frozenset(
-    {Status.APPROVED, Status.PROVISIONING, Status.DECOMMISSIONING}
-)
+WORK_IN_FLIGHT: frozenset[Status] = frozenset({Status.APPROVED, Status.PROVISIONING, Status.DECOMMISSIONING})
 
 
 class InvalidTransition(Exception):

@@ -23,12 +23,23 @@ class Command(BaseCommand):
                 report = inventory.sync_account(account)
             except AwsError as exc:
                 failed += 1
-                audit.record(action="account.sync_failed", actor_label="manage.py sync_inventory",
-                             account_id=account.account_id, result="error", error_code=exc.code, message=exc.message)
+                audit.record(
+                    action="account.sync_failed",
+                    actor_label="manage.py sync_inventory",
+                    account_id=account.account_id,
+                    result="error",
+                    error_code=exc.code,
+                    message=exc.message,
+                )
                 self.stderr.write(f"{account.account_id}: {exc}")
                 continue
-            audit.record(action="account.synced", actor_label="manage.py sync_inventory",
-                         account_id=account.account_id, result="ok", data=report.as_dict())
+            audit.record(
+                action="account.synced",
+                actor_label="manage.py sync_inventory",
+                account_id=account.account_id,
+                result="ok",
+                data=report.as_dict(),
+            )
             self.stdout.write(
                 f"{account.account_id} ({account.name}): {report.vpcs} VPCs, {report.route_tables} route tables, "
                 f"{report.peerings} peerings"
