@@ -123,6 +123,11 @@ AUTHENTICATION_BACKENDS = ["requests_app.logins.ThrottledModelBackend"]
 LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
 LOGIN_FAILURE_LIMIT_PER_ADDRESS = env_int("LOGIN_FAILURE_LIMIT_PER_ADDRESS", 50, minimum=1)
 LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 900, minimum=1)
+# Password reset e-mails: each one goes to an inbox the sender need not own, so they are limited per
+# e-mail address (5 an hour) and per client address (more: one office may sit behind one address).
+PASSWORD_RESET_LIMIT_PER_EMAIL = env_int("PASSWORD_RESET_LIMIT_PER_EMAIL", 5, minimum=1)
+PASSWORD_RESET_LIMIT_PER_ADDRESS = env_int("PASSWORD_RESET_LIMIT_PER_ADDRESS", 20, minimum=1)
+PASSWORD_RESET_WINDOW_SECONDS = env_int("PASSWORD_RESET_WINDOW_SECONDS", 3600, minimum=1)
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
@@ -144,12 +149,18 @@ CONTENT_SECURITY_POLICY_RELAXED = CONTENT_SECURITY_POLICY.replace(
     "style-src 'self'", "style-src 'self' 'unsafe-inline'"
 ).replace("connect-src 'self'", "connect-src 'self'; worker-src 'self' blob:")
 CSP_RELAXED_PATHS = ["/admin/", "/api/docs/", "/api/redoc/"]
+# Behind a reverse proxy the client's address is the one the proxies report in X-Forwarded-For,
+# read from the right: each of the TRUSTED_PROXY_COUNT proxies appends the address it saw, and
+# anything further left was written by the client. Never trust the header otherwise: any client
+# could claim any address and so escape the rate limits and the login lockout.
+BEHIND_PROXY = env_bool("DJANGO_BEHIND_PROXY", False)
+TRUSTED_PROXY_COUNT = env_int("DJANGO_TRUSTED_PROXY_COUNT", 1, minimum=1)
 if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
     SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
-    if env_bool("DJANGO_BEHIND_PROXY", False):
+    if BEHIND_PROXY:
         # Only behind a proxy that sets it: otherwise any client could claim https.
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
@@ -184,8 +195,10 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"botocore": {"level": "WARNING"}, "urllib3": {"level": "WARNING"}},
 }
-# Optional bearer token for /metrics (unset: open, for a scraper on a private network).
+# /metrics is for signed-in staff, and for `Authorization: Bearer <METRICS_TOKEN>` when that is set.
+# METRICS_PUBLIC=1 opens it to anyone, for a scraper on a private network that cannot send a token.
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+METRICS_PUBLIC = env_bool("METRICS_PUBLIC", False)
 
 # --- REST API -----------------------------------------------------------------------------
 # The cache holds the API's rate-limit counters, so every web process must share it: Redis
@@ -218,7 +231,15 @@ REST_FRAMEWORK = {
         "token": env_str("API_THROTTLE_TOKEN", "600/min"),
         "user": env_str("API_THROTTLE_USER", "1200/min"),
     },
+    # Our throttles identify clients with requests_app.logins.client_address; this keeps any of
+    # DRF's own (which read NUM_PROXIES) in step with it. None would trust X-Forwarded-For blindly.
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT if BEHIND_PROXY else 0,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "requests_app.api.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 SPECTACULAR_SETTINGS = {
@@ -263,10 +284,26 @@ CELERY_TASK_SOFT_TIME_LIMIT = max(CELERY_TASK_TIME_LIMIT - 30, CELERY_TASK_TIME_
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 RECONCILE_INTERVAL_SECONDS = env_int("RECONCILE_INTERVAL_SECONDS", 300, minimum=5)
+# How often the sweeper looks for work nobody is doing (never less often than the reconciler):
+# with the default 30-second leases, a dead worker's request is taken over within
+# WORK_LEASE_SECONDS + SWEEP_INTERVAL_SECONDS, 45 s (docs/reliability.md).
+SWEEP_INTERVAL_SECONDS = min(env_int("SWEEP_INTERVAL_SECONDS", 15, minimum=1), RECONCILE_INTERVAL_SECONDS)
+# The audit chain's HMAC key, from the secrets manager; never in the database. Unset: derived
+# from SECRET_KEY (requests_app.audit.chain_key), which then changes whenever SECRET_KEY does.
+AUDIT_CHAIN_KEY = env_str("AUDIT_CHAIN_KEY", "")
+# Keys the chain was signed with before a rotation, oldest first.
+AUDIT_CHAIN_KEYS_PREVIOUS = env_list("AUDIT_CHAIN_KEYS_PREVIOUS", [])
+# Signed anchors of the chain head, JSON Lines: keep on storage the database host cannot rewrite.
+AUDIT_ANCHOR_FILE = env_str("AUDIT_ANCHOR_FILE", str(VAR_DIR / "audit-anchors.jsonl"))
+AUDIT_ANCHOR_INTERVAL_SECONDS = env_int("AUDIT_ANCHOR_INTERVAL_SECONDS", 3600, minimum=60)
 CELERY_BEAT_SCHEDULE = {
+    "anchor-audit-chain": {
+        "task": "requests_app.tasks.anchor_audit_chain",
+        "schedule": float(AUDIT_ANCHOR_INTERVAL_SECONDS),
+    },
     "sweep-stuck-work": {
         "task": "requests_app.tasks.sweep_stuck_work",
-        "schedule": float(RECONCILE_INTERVAL_SECONDS),
+        "schedule": float(SWEEP_INTERVAL_SECONDS),
     },
     "reconcile-active-requests": {
         "task": "requests_app.tasks.reconcile_active_requests",
@@ -291,9 +328,10 @@ EC2_RATE_DESCRIBE = env_str("EC2_RATE_DESCRIBE", "100,20")
 AWS_CALL_LOG = env_str("AWS_CALL_LOG", "")
 # How long provisioning waits for a fresh peering connection to become visible.
 PEERING_VISIBILITY_TIMEOUT_SECONDS = env_int("PEERING_VISIBILITY_TIMEOUT_SECONDS", 60, minimum=1)
-# Work in `approved`, `provisioning` or `decommissioning` with no progress for this long is
-# re-enqueued by the sweeper (a lost message or a dead worker delays work, never drops it).
-WORK_LEASE_SECONDS = env_int("WORK_LEASE_SECONDS", 600, minimum=10)
+# A worker's lease on a request, renewed every third of it by a heartbeat while the work runs
+# (however long AWS takes); past it (a dead worker), or past the pick-up deadline of queued
+# work (a lost message), the sweeper sends the work again: recovered within a minute.
+WORK_LEASE_SECONDS = env_int("WORK_LEASE_SECONDS", 30, minimum=6)
 PROVISIONING_MAX_RETRIES = env_int("PROVISIONING_MAX_RETRIES", 6, minimum=0)
 # A request whose task was delivered this many times without finishing (a task that kills its
 # worker every time) ends `failed` for an operator instead of looping.
@@ -306,6 +344,8 @@ WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", False)
 # Tokens from POST /api/v1/auth/token/ expire after this many days (0: never); named tokens
 # made at /api/v1/tokens/ choose their own expiry.
 API_TOKEN_DEFAULT_TTL_DAYS = env_int("API_TOKEN_DEFAULT_TTL_DAYS", 90, minimum=0)
+# Live (unrevoked, unexpired) tokens one user may hold, across both ways of making them.
+API_TOKENS_PER_USER = env_int("API_TOKENS_PER_USER", 25, minimum=1)
 # Webhook deliveries: attempt n+1 waits base * 3^(n-1) seconds (capped at an hour), at most
 # WEBHOOK_MAX_ATTEMPTS attempts (8 spans about two hours); each POST times out after WEBHOOK_TIMEOUT_SECONDS.
 WEBHOOK_RETRY_BASE_SECONDS = float(env_str("WEBHOOK_RETRY_BASE_SECONDS", "10"))

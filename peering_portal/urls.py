@@ -1,17 +1,36 @@
 from django.contrib import admin
-from django.contrib.auth.views import LoginView
-from django.urls import include, path
+from django.contrib.auth import views as auth_views
+from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
-from requests_app import views
-from requests_app.logins import ThrottledAuthenticationForm
+from requests_app import logins, views
+
+
+def _admin_urls() -> tuple[list[URLPattern | URLResolver], str, str]:
+    """The admin's URLs, its password change page checking the old password through the login throttle."""
+    patterns, app_name, namespace = admin.site.urls
+    throttled = path("password_change/", logins.admin_password_change(admin.site), name="password_change")
+    return [throttled if getattr(p, "name", None) == "password_change" else p for p in patterns], app_name, namespace
+
+
+# Django's django.contrib.auth.urls, with every password check throttled (login, password change)
+# and password reset e-mails limited: see requests_app/logins.py.
+accounts = [
+    path("login/", auth_views.LoginView.as_view(authentication_form=logins.ThrottledAuthenticationForm), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("password_change/", logins.ThrottledPasswordChangeView.as_view(), name="password_change"),
+    path("password_change/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
+    path("password_reset/", logins.RateLimitedPasswordResetView.as_view(), name="password_reset"),
+    path("password_reset/done/", auth_views.PasswordResetDoneView.as_view(), name="password_reset_done"),
+    path("reset/<uidb64>/<token>/", auth_views.PasswordResetConfirmView.as_view(), name="password_reset_confirm"),
+    path("reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
+]
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("metrics", views.metrics, name="metrics"),
-    path("admin/", admin.site.urls),
-    path("accounts/login/", LoginView.as_view(authentication_form=ThrottledAuthenticationForm), name="login"),
-    path("accounts/", include("django.contrib.auth.urls")),
+    path("admin/", _admin_urls()),
+    path("accounts/", include(accounts)),
     path("api/v1/", include("requests_app.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's start-up script as a file, so no inline script is needed.

@@ -14,8 +14,8 @@ import boto3
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from requests_app import inventory
-from requests_app.models import AwsAccount, Department, Vpc
+from requests_app import inventory, provisioning, reconciler, services
+from requests_app.models import AwsAccount, Department, PeeringRequest, Vpc
 
 ROLE_NAME = "PeeringPortalRole"
 
@@ -171,4 +171,89 @@ def register_portal(password: str) -> dict[str, Any]:
 def seed(password: str | None = None) -> dict[str, Any]:
     password = password or os.environ.get("DEMO_PASSWORD", "peering-demo")
     build_sandbox()
-    return register_portal(password)
+    result = register_portal(password)
+    result["history"] = seed_history()
+    return result
+
+
+# --- a short history, played through the real flow --------------------------------------------------
+# Each story: (ticket, filed by, requester VPC, accepter VPC, what happens next). The ticket
+# reference marks it, so a second run finds it and adds nothing.
+HISTORY = (
+    ("DEMO-101", "fiona", "finance-app", "services-use1", "active"),
+    ("DEMO-102", "harry", "hr-portal", "services-euw1", "active"),
+    ("DEMO-103", "erin", "eng-build", "services-use1", "drift"),
+    ("DEMO-104", "erin", "eng-build", "services-euw1", "rejected"),
+    ("DEMO-105", "erin", "eng-sandbox", "services-euw1", "failed"),
+    ("DEMO-106", "harry", "hr-portal", "services-use1", "pending"),
+)
+JUSTIFICATIONS = {
+    "finance-app": "The payments app needs the directory (LDAP) and central logging.",
+    "hr-portal": "HR portal single sign-on against the directory, and security scanning.",
+    "eng-build": "Build agents pull from the artifact proxy in the Services VPC.",
+    "eng-sandbox": "Sandbox experiments need the directory.",
+}
+
+
+def seed_history() -> list[str]:
+    """Active peerings in both regions and three accounts, one pending in nina's queue, one
+    rejected, one failed with its reason and one with drift found by the reconciler: made the way
+    users make them (the use cases, the real saga against the sandbox, the reconciler), never by
+    writing rows, so the audit trail is the real one and verifies. Returns what it did."""
+    users = {u.username: u for u in get_user_model().objects.filter(username__in=USERS)}
+    vpcs = {v.name: v for v in Vpc.objects.filter(present_in_aws=True).exclude(name="").select_related("account")}
+    told = []
+    for ticket, filer, requester, accepter, story in HISTORY:
+        if PeeringRequest.objects.filter(external_ref=ticket, requester_vpc=vpcs[requester]).exists():
+            continue  # played already, in this sandbox
+        filed = services.peering_request_submit(
+            actor=users[filer],
+            draft=services.PeeringDraft(
+                requester_vpc=vpcs[requester].vpc_id,
+                accepter_vpc=vpcs[accepter].vpc_id,
+                justification=JUSTIFICATIONS[requester],
+                external_ref=ticket,
+            ),
+        )
+        if story == "pending":
+            told.append(f"{ticket} {requester} → {accepter}: waiting for nina's approval")
+            continue
+        if story == "rejected":
+            services.peering_request_reject(
+                actor=users["nina"],
+                request_id=filed.pk,
+                comment="eng-build already peers with services-use1; the EU hub is for EU workloads.",
+            )
+            told.append(f"{ticket} {requester} → {accepter}: rejected by nina")
+            continue
+        if story == "failed":
+            _claim_the_route_by_hand(vpcs[accepter], vpcs[requester].cidr_list()[0])
+        services.peering_request_approve(actor=users["nina"], request_id=filed.pk, comment="Approved for the demo.")
+        provisioning.run(str(filed.pk), "provision")  # the saga a worker runs, here and now
+        if story == "drift":
+            _delete_a_route_by_hand(filed.pk)
+            reconciler.reconcile(filed.pk)
+        done = PeeringRequest.objects.get(pk=filed.pk)
+        told.append(f"{ticket} {requester} → {accepter}: {done.status}{' with drift' if done.drift else ''}")
+    return told
+
+
+def _claim_the_route_by_hand(hub: Vpc, destination: str) -> None:
+    """Someone routes `destination` to an internet gateway in the hub's main table, in the console,
+    after the request was approved: the saga finds the route taken, undoes its work and fails."""
+    ec2 = _ec2(hub.account.account_id, hub.region)
+    igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+    ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=hub.vpc_id)
+    main = hub.route_tables.get(is_main=True).route_table_id
+    ec2.create_route(RouteTableId=main, DestinationCidrBlock=destination, GatewayId=igw)
+
+
+def _delete_a_route_by_hand(request_id: object) -> None:
+    """Someone deletes one of the peering's routes in the hub, in the console."""
+    request = PeeringRequest.objects.select_related("accepter_vpc__account").get(pk=request_id)
+    route = request.routes.filter(side="accepter").order_by("id").first()
+    assert route is not None
+    hub = request.accepter_vpc
+    _ec2(hub.account.account_id, hub.region).delete_route(
+        RouteTableId=route.route_table_id, DestinationCidrBlock=route.destination
+    )

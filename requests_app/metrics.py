@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from django.db.models import Count, Max, Min
+from django.utils import timezone
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from requests_app.domain.status import Status
-from requests_app.models import AuditEvent, PeeringRequest
+from requests_app.models import AuditEvent, PeeringRequest, SchedulerRun
 
 DURATION_BUCKETS = (5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, float("inf"))
 
@@ -45,6 +46,16 @@ class PortalCollector:
         yield calls
 
         yield self._provisioning_durations()
+
+        ages = GaugeMetricFamily(
+            "peering_scheduler_last_run_age_seconds",
+            "Seconds since each periodic job (sweep, reconcile) last ran; it grows when beat or the workers stop.",
+            labels=["job"],
+        )
+        now = timezone.now()
+        for job, at in SchedulerRun.objects.values_list("name", "last_run_at"):
+            ages.add_metric([job], (now - at).total_seconds())
+        yield ages
 
     def _provisioning_durations(self) -> HistogramMetricFamily:
         """From the first provisioning.started to the last provisioning.completed of each request."""

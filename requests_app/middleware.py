@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 logger = logging.getLogger(__name__)
@@ -49,6 +50,13 @@ class ApiJsonErrorsMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not request.path.startswith("/api/"):
             return None
+        if isinstance(exception, SuspiciousOperation):
+            # Django answers these 4xx itself (a body too large is 413): only the shape is ours.
+            status = 413 if isinstance(exception, RequestDataTooBig) else 400
+            code, detail = _PLAIN_ERRORS[status]
+            return JsonResponse(
+                {"type": "client_error", "errors": [{"code": code, "detail": detail, "attr": None}]}, status=status
+            )
         logger.exception("unhandled error on %s", request.path, exc_info=exception)
         return JsonResponse(
             {

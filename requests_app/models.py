@@ -51,7 +51,9 @@ class AwsAccount(models.Model):
         null=True, blank=True, help_text="Outstanding (pending-acceptance) peering requests (AWS default 25)."
     )
     max_routes_per_table = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Routes per route table, not counting propagated ones (AWS default 500, up to 1,000)."
+        null=True,
+        blank=True,
+        help_text="Routes per route table, not counting propagated ones (AWS default 500, up to 1,000).",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -64,7 +66,9 @@ class AwsAccount(models.Model):
 
     def clean(self) -> None:
         if self.role_arn and f"::{self.account_id}:" not in self.role_arn:
-            raise ValidationError({"role_arn": "The role must belong to this account."})
+            raise ValidationError(
+                {"role_arn": ValidationError("The role must belong to this account.", code="role_of_another_account")}
+            )
 
 
 class Vpc(models.Model):
@@ -338,7 +342,11 @@ class AppendOnlyQuerySet(models.QuerySet):
 
 
 class AuditEvent(models.Model):
-    """One row per state change or AWS call, hash-chained so a rewrite shows."""
+    """One row per state change or AWS call, hash-chained so a rewrite shows.
+
+    `hash` is HMAC-SHA256 keyed with the chain key, which the database does not hold
+    (requests_app.audit); rows written before keyed hashing have `keyed` False and a plain SHA-256.
+    """
 
     request = models.ForeignKey(PeeringRequest, on_delete=models.PROTECT, null=True, blank=True, related_name="events")
     actor = models.ForeignKey(
@@ -358,6 +366,9 @@ class AuditEvent(models.Model):
     created_at = models.DateTimeField(db_index=True)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
+    # False only on rows written before keyed hashing (migration 0008 adds it so; no row is ever
+    # updated): those carry a plain SHA-256, protected by anchors alone.
+    keyed = models.BooleanField(default=True)
 
     objects = AppendOnlyQuerySet.as_manager()
 
@@ -527,3 +538,42 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…) of {self.user}"
+
+
+class AuditAnchor(models.Model):
+    """A signed statement of the audit chain's head (`audit.anchor`), kept here for convenience.
+
+    The least trustworthy copy of an anchor: a forged row fails its signature, but anyone with
+    database write access can delete rows. The copies that count live where the database cannot
+    reach: the `requests_app.audit.anchor` log line, the anchor file, webhook receivers.
+    """
+
+    version = models.PositiveSmallIntegerField(default=1)
+    # Not a foreign key: an anchor must outlive the event it names, to say that event is gone.
+    last_event_id = models.BigIntegerField(null=True, blank=True)
+    head_hash = models.CharField(max_length=64)
+    count = models.PositiveBigIntegerField()
+    at = models.CharField(max_length=40)  # the signed text, exactly as signed
+    signature = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"anchor of {self.at}: {self.count} event(s) up to {self.last_event_id}"
+
+
+class SchedulerRun(models.Model):
+    """When each periodic job last ran, written by the worker that ran it.
+
+    Beat only sends the jobs; a worker runs them. So a recent run proves both are alive, and
+    /healthz and /metrics read these rows (web, worker and beat are separate processes).
+    """
+
+    name = models.CharField(max_length=50, primary_key=True)  # "sweep", "reconcile"
+    last_run_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.last_run_at:%Y-%m-%d %H:%M:%S}"
+

@@ -377,36 +377,62 @@ TRANSIT_GATEWAY_REASON = (
 )
 
 
-def active_connection_ids(vpc: Vpc) -> set[str]:
-    """Active peering connections of `vpc`: seen in AWS (anyone's) or made by the portal since."""
-    seen = set(
-        ObservedPeering.objects.filter(
-            Q(requester_vpc_id=vpc.vpc_id) | Q(accepter_vpc_id=vpc.vpc_id), status="active"
-        ).values_list("connection_id", flat=True)
-    )
-    ours = PeeringRequest.objects.filter(Q(requester_vpc=vpc) | Q(accepter_vpc=vpc)).exclude(
-        aws_peering_connection_id=""
-    )
-    live = set(
-        ours.filter(status__in=[Status.ACTIVE, Status.DECOMMISSIONING]).values_list(
-            "aws_peering_connection_id", flat=True
-        )
-    )
-    # Connections the portal deleted since the last sync read them.
-    gone = set(ours.filter(status=Status.DECOMMISSIONED).values_list("aws_peering_connection_id", flat=True))
-    return (seen - gone) | live
+def capacities(vpcs: list[Vpc], *, limits: dict[int, rules.Limits], outstanding: dict[int, int]) -> list[Capacity]:
+    """Headroom of each VPC against each quota, counting live and pending work: a fixed number of
+    queries for any number of VPCs (the topology page shows every hub's).
 
-
-def capacity_of(vpc: Vpc, *, limits: rules.Limits, outstanding: int) -> Capacity:
-    """Headroom of one VPC against each quota, counting live and pending work.
-
-    `vpc` needs its `route_tables` (with `vpc`) loaded; `limits` and `outstanding` (the account's
-    pending-acceptance requests) come from the caller, which also answers the pre-flight quotas.
+    The VPCs need `account` and `route_tables` (with `vpc`) loaded; `limits` and `outstanding`
+    (pending-acceptance requests) are by account pk, from the caller, which also answers the
+    pre-flight quotas.
     """
-    active = len(active_connection_ids(vpc))
-    pending = PeeringRequest.objects.filter(Q(requester_vpc=vpc) | Q(accepter_vpc=vpc), status__in=CLAIMING).count()
-    tables = list(vpc.route_tables.all())
-    merged = routes_by_table(tables)
+    if not vpcs:
+        return []
+    ids = [v.vpc_id for v in vpcs]
+    seen: dict[str, set[str]] = defaultdict(set)  # active connections AWS showed, by VPC id
+    for pcx, requester, accepter in ObservedPeering.objects.filter(
+        Q(requester_vpc_id__in=ids) | Q(accepter_vpc_id__in=ids), status="active"
+    ).values_list("connection_id", "requester_vpc_id", "accepter_vpc_id"):
+        seen[requester].add(pcx)
+        seen[accepter].add(pcx)
+    live: dict[int, set[str]] = defaultdict(set)  # the portal's own, made or deleted since the sync
+    gone: dict[int, set[str]] = defaultdict(set)
+    pending: dict[int, int] = defaultdict(int)
+    for requester_pk, accepter_pk, status, pcx in (
+        PeeringRequest.objects.filter(Q(requester_vpc__in=vpcs) | Q(accepter_vpc__in=vpcs))
+        .filter(status__in=[Status.ACTIVE, Status.DECOMMISSIONING, Status.DECOMMISSIONED, *CLAIMING])
+        .values_list("requester_vpc_id", "accepter_vpc_id", "status", "aws_peering_connection_id")
+    ):
+        for pk in (requester_pk, accepter_pk):
+            if status in CLAIMING:
+                pending[pk] += 1
+            elif status == Status.DECOMMISSIONED:
+                if pcx:
+                    gone[pk].add(pcx)  # deleted by the portal after the last sync saw it
+            elif pcx:
+                live[pk].add(pcx)
+    merged = routes_by_table([t for v in vpcs for t in v.route_tables.all()])
+    return [
+        _capacity(
+            v,
+            active=len((seen[v.vpc_id] - gone[v.pk]) | live[v.pk]),
+            pending=pending[v.pk],
+            merged=merged,
+            limits=limits[v.account_id],
+            outstanding=outstanding[v.account_id],
+        )
+        for v in vpcs
+    ]
+
+
+def _capacity(
+    vpc: Vpc,
+    *,
+    active: int,
+    pending: int,
+    merged: dict[str, tuple[rules.RouteFacts, ...]],
+    limits: rules.Limits,
+    outstanding: int,
+) -> Capacity:
     table_rows = tuple(
         TableCapacity(
             route_table_id=t.route_table_id,
@@ -415,7 +441,7 @@ def capacity_of(vpc: Vpc, *, limits: rules.Limits, outstanding: int) -> Capacity
             pending=sum(1 for r in merged[t.route_table_id] if r.claim),
             limit=limits.routes_per_table,
         )
-        for t in tables
+        for t in vpc.route_tables.all()
     )
     advice: list[Advice] = []
     peering_limit = limits.peerings_per_vpc

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
 
+from requests_app.domain.text import one_line
 from requests_app.models import Notification, PeeringRequest
 
 logger = logging.getLogger(__name__)
@@ -60,7 +61,13 @@ def _queue(request: PeeringRequest, event: str, recipients: list[str], subject: 
     ref = f" [{request.external_ref}]" if request.external_ref else ""
     body = f"{text}\n\n{_summary(request)}\n\nSee the request: {request_url(request)}\n"
     note = Notification.objects.create(
-        request=request, event=event, recipients=recipients, subject=f"Peering{ref}: {subject}"[:255], body=body
+        request=request,
+        event=event,
+        recipients=recipients,
+        # A header: never a line break in it, even from a row stored before input was checked
+        # (Django refuses to send such a message at all, so the mail would be lost).
+        subject=one_line(f"Peering{ref}: {subject}")[:255],
+        body=body,
     )
     transaction.on_commit(lambda: _enqueue(note.pk))
 

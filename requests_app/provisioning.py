@@ -38,6 +38,7 @@ from requests_app.aws.gateway import (
 from requests_app.domain.plan import RouteSpec
 from requests_app.domain.status import Status
 from requests_app.inventory import account_ref
+from requests_app.lease import Heartbeat, pickup_deadline
 from requests_app.models import ManagedRoute, PeeringRequest, ProvisioningStep
 
 logger = logging.getLogger(__name__)
@@ -103,11 +104,19 @@ class Saga:
         ).get(pk=self.request_id)
 
     # --- leases -----------------------------------------------------------------------------
+    # `lease_owner` is who works on the request and `lease_expires_at` until when; with no owner,
+    # `lease_expires_at` is when the queued work should have been picked up by. Past it, the
+    # sweeper sends the work again (a dead worker, a lost message: see tasks.sweep_stuck_work).
     def claim(self) -> bool:
         now = timezone.now()
         claimed = (
             PeeringRequest.objects.filter(pk=self.request.pk)
-            .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now) | Q(lease_owner=self.label))
+            .filter(
+                Q(lease_owner="")
+                | Q(lease_expires_at__isnull=True)
+                | Q(lease_expires_at__lt=now)
+                | Q(lease_owner=self.label)
+            )
             .update(lease_owner=self.label, lease_expires_at=now + timedelta(seconds=settings.WORK_LEASE_SECONDS))
         )
         return claimed == 1
@@ -121,8 +130,9 @@ class Saga:
             raise LeaseLost(f"{self.label} lost its lease on {self.request.pk}")
 
     def release(self) -> None:
+        """Let go; work still due (a retry waits in the queue) must be picked up within a lease."""
         PeeringRequest.objects.filter(pk=self.request.pk, lease_owner=self.label).update(
-            lease_owner="", lease_expires_at=None
+            lease_owner="", lease_expires_at=pickup_deadline()
         )
 
     # --- audited AWS calls ------------------------------------------------------------------
@@ -686,7 +696,8 @@ def _run(request_id: str, operation: str, first_delivery: bool) -> str:
             return "not_needed"
         if operation != "repair" and first_delivery and _too_many_deliveries(saga, operation):
             return "done"
-        getattr(saga, operation)()
+        with Heartbeat(saga.request.pk, saga.label):
+            getattr(saga, operation)()
         return "done"
     except LeaseLost as exc:
         logger.warning("%s", exc)

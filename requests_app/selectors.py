@@ -97,12 +97,12 @@ def events_visible_to(user: Any) -> QuerySet[AuditEvent]:
 
 
 def hubs_owned_by(user: Any) -> QuerySet[Vpc]:
-    """The Services VPCs this user owns, ready for `network.capacity_of`."""
+    """The Services VPCs this user owns, ready for `services.capacities`."""
     return _hubs().filter(pk__in=permissions.owned_vpc_ids(user))
 
 
 def hubs_visible_to(user: Any) -> QuerySet[Vpc]:
-    """Every Services VPC (each has owners, so everyone may see it), ready for `network.capacity_of`."""
+    """Every Services VPC (each has owners, so everyone may see it), ready for `services.capacities`."""
     return _hubs()
 
 
@@ -113,6 +113,11 @@ def _hubs() -> QuerySet[Vpc]:
         .prefetch_related(Prefetch("route_tables", queryset=RouteTable.objects.select_related("vpc")))
         .order_by("name", "vpc_id")
     )
+
+
+def vpc_of_departments_exists(vpc_id: str, department_ids: set[int]) -> bool:
+    """Whether the inventory knows `vpc_id` as a VPC of these departments, even one gone from AWS."""
+    return Vpc.objects.filter(vpc_id=vpc_id, account__department_id__in=department_ids).exists()
 
 
 def vpc_with_facts(vpc_id: str) -> Vpc | None:

@@ -7,20 +7,31 @@ event, and enqueue worker tasks only once the transaction has committed.
 from __future__ import annotations
 
 import logging
+import re
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from requests_app import audit, events, inventory, netguard, network, permissions, selectors
 from requests_app.aws.gateway import AwsError, get_gateway
 from requests_app.domain import checks as rules
+from requests_app.domain import cidrs, text
 from requests_app.domain.plan import PeeringPlan, RouteSpec, build_routes
-from requests_app.domain.status import InvalidTransition, Status, check_transition
+from requests_app.domain.status import (
+    Action,
+    ActionNotAllowed,
+    InvalidTransition,
+    Status,
+    check_action,
+    check_transition,
+)
+from requests_app.lease import pickup_deadline
 from requests_app.models import (
     AwsAccount,
     Department,
@@ -34,6 +45,7 @@ from requests_app.network import HOLDS_PAIR, LIVE_AWS_STATES
 
 logger = logging.getLogger(__name__)
 
+AWS_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
 MAX_VPC_BLOCK_SIZE = 2**16  # AWS allows VPC CIDR blocks from /16 to /28
 
 
@@ -105,6 +117,15 @@ class Evaluation:
     @property
     def operations(self) -> list[dict[str, str]]:
         return self.plan.operations() if self.plan else []
+
+
+def canonical_draft(draft: PeeringDraft) -> PeeringDraft:
+    """The draft with every CIDR written the one way the portal stores and sends it to AWS."""
+    return replace(
+        draft,
+        requester_destination_cidrs=[cidrs.canonical(c) for c in draft.requester_destination_cidrs],
+        accepter_destination_cidrs=[cidrs.canonical(c) for c in draft.accepter_destination_cidrs],
+    )
 
 
 def vpc_facts(vpc: Vpc, routes: dict[str, tuple[rules.RouteFacts, ...]] | None = None) -> rules.VpcFacts:
@@ -223,11 +244,24 @@ def _outstanding_count(account: AwsAccount, exclude_request: Any) -> int:
     return in_flight.count() + unmanaged.count()
 
 
+def _outstanding_counts(accounts: list[AwsAccount]) -> dict[int, int]:
+    """`_outstanding_count` of each account, in two queries."""
+    counts: dict[int, int] = dict.fromkeys((a.pk for a in accounts), 0)
+    for account_pk in PeeringRequest.objects.filter(
+        requester_vpc__account__in=accounts, status__in=[Status.APPROVED, Status.PROVISIONING]
+    ).values_list("requester_vpc__account_id", flat=True):
+        counts[account_pk] += 1
+    by_number = {a.account_id: a.pk for a in accounts}
+    for number in ObservedPeering.objects.filter(
+        requester_account_id__in=list(by_number), status="pending-acceptance", portal_request_id=""
+    ).values_list("requester_account_id", flat=True):
+        counts[by_number[number]] += 1
+    return counts
+
+
 def find_vpc_owning(cidr: str) -> rules.VpcFacts | None:
     """The known VPC one of whose blocks contains `cidr` (an indexed range query)."""
-    from requests_app.domain import cidrs as cidr_math
-
-    first, last = cidr_math.address_range(cidr)
+    first, last = cidrs.address_range(cidr)
     block = (
         VpcCidr.objects.select_related("vpc__account")
         .prefetch_related("vpc__cidr_blocks", "vpc__route_tables", "vpc__owners")
@@ -268,9 +302,15 @@ def peering_request_evaluate(
     requester VPC of another department stops the checks with `not_your_vpc` and no details, and
     a peer VPC they cannot see is `vpc_not_found`. Approval and provisioning pass no viewer.
     """
+    draft = canonical_draft(draft)
     requester = selectors.vpc_with_facts(draft.requester_vpc)
     accepter = selectors.vpc_with_facts(draft.accepter_vpc)
-    if viewer is not None and requester is not None and requester.account.department_id not in department_ids:
+    # Another department's VPC and one that does not exist get the same answer, so ids cannot be
+    # probed; only a VPC of the caller's own department that left AWS is named as not found.
+    if viewer is not None and (
+        (requester is not None and requester.account.department_id not in department_ids)
+        or (requester is None and not selectors.vpc_of_departments_exists(draft.requester_vpc, department_ids))
+    ):
         refusal = rules.CheckResult(
             "not_your_vpc",
             rules.CheckStatus.FAIL,
@@ -510,6 +550,12 @@ def request_transition(
     return request
 
 
+def _queued() -> dict[str, Any]:
+    """Fields for a request whose work is being queued: nobody works on it yet, and it must be
+    picked up within a lease, or the sweeper sends it again (the message may be lost)."""
+    return {"lease_owner": "", "lease_expires_at": pickup_deadline()}
+
+
 def _enqueue_on_commit(task_name: str, request_id: Any) -> None:
     """Send work to the broker after commit; if the broker is down the sweeper sends it later."""
 
@@ -525,6 +571,8 @@ def _enqueue_on_commit(task_name: str, request_id: Any) -> None:
 
 
 def peering_request_submit(*, actor: Any, draft: PeeringDraft) -> PeeringRequest:
+    _clean_text(draft.justification, "justification")
+    _clean_line(draft.external_ref, "external_ref", max_length=text.MAX_LINE)
     evaluation = peering_request_evaluate(draft=draft, department_ids=permissions.department_ids(actor), viewer=actor)
     if not evaluation.ok:
         raise ChecksFailed(evaluation.results, evaluation)
@@ -583,10 +631,8 @@ def peering_request_approve(*, actor: Any, request_id: Any, comment: str = "") -
     with transaction.atomic():
         request = get_visible_request(actor, request_id)
         _require(permissions.why_not_decide(actor, request), self_check=request.requested_by_id == actor.pk)
-        if request.status != Status.PENDING_APPROVAL:
-            raise PortalError(
-                "invalid_transition", f"a request that is {request.status} cannot be approved", status=409
-            )
+        _require_action(Action.APPROVE, request)
+        comment = _clean_text(comment, "comment")
         lock_vpcs(request)
         # The world may have changed since filing; approve only what can still work.
         evaluation = peering_request_evaluate(
@@ -604,6 +650,7 @@ def peering_request_approve(*, actor: Any, request_id: Any, comment: str = "") -
             decided_at=timezone.now(),
             decision_comment=comment,
             checks=evaluation.checks,
+            **_queued(),
         )
         _enqueue_on_commit("provision_peering_request", request.pk)
     return request
@@ -613,6 +660,8 @@ def peering_request_reject(*, actor: Any, request_id: Any, comment: str) -> Peer
     with transaction.atomic():
         request = get_visible_request(actor, request_id)
         _require(permissions.why_not_decide(actor, request), self_check=request.requested_by_id == actor.pk)
+        _require_action(Action.REJECT, request)
+        comment = _clean_text(comment, "comment")
         if not comment.strip():
             raise PortalError("comment_required", "Say why the request is rejected.", attr="comment")
         return request_transition(
@@ -631,6 +680,8 @@ def peering_request_cancel(*, actor: Any, request_id: Any, comment: str = "") ->
     with transaction.atomic():
         request = get_visible_request(actor, request_id)
         _require(permissions.why_not_cancel(actor, request))
+        _require_action(Action.CANCEL, request)
+        comment = _clean_text(comment, "comment")
         return request_transition(request, Status.CANCELLED, actor=actor, action="request.cancelled", message=comment)
 
 
@@ -638,10 +689,7 @@ def peering_request_retry(*, actor: Any, request_id: Any) -> PeeringRequest:
     with transaction.atomic():
         request = get_visible_request(actor, request_id)
         _require(permissions.why_not_operate(actor, request))
-        if request.status != Status.FAILED:
-            raise PortalError(
-                "invalid_transition", f"only a failed request can be retried; this one is {request.status}", status=409
-            )
+        _require_action(Action.RETRY, request)
         target = Status.DECOMMISSIONING if request.failed_operation == "decommission" else Status.APPROVED
         request = request_transition(
             request,
@@ -651,6 +699,7 @@ def peering_request_retry(*, actor: Any, request_id: Any) -> PeeringRequest:
             message=request.failure_reason,
             failure_reason="",
             failed_operation="",
+            **_queued(),
         )
         _enqueue_on_commit(
             "decommission_peering_request" if target == Status.DECOMMISSIONING else "provision_peering_request",
@@ -663,8 +712,15 @@ def peering_request_decommission(*, actor: Any, request_id: Any, comment: str = 
     with transaction.atomic():
         request = get_visible_request(actor, request_id)
         _require(permissions.why_not_operate(actor, request))
+        _require_action(Action.DECOMMISSION, request)
+        comment = _clean_text(comment, "comment")
         request = request_transition(
-            request, Status.DECOMMISSIONING, actor=actor, action="request.decommission_requested", message=comment
+            request,
+            Status.DECOMMISSIONING,
+            actor=actor,
+            action="request.decommission_requested",
+            message=comment,
+            **_queued(),
         )
         _enqueue_on_commit("decommission_peering_request", request.pk)
     return request
@@ -674,12 +730,7 @@ def peering_request_repair(*, actor: Any, request_id: Any) -> PeeringRequest:
     with transaction.atomic():
         request = get_visible_request(actor, request_id)
         _require(permissions.why_not_repair(actor, request))
-        if request.status != Status.ACTIVE:
-            raise PortalError(
-                "invalid_transition",
-                f"only an active peering can be repaired; this one is {request.status}",
-                status=409,
-            )
+        _require_action(Action.REPAIR, request)
         audit.record(action="request.repair_requested", actor=actor, request=request, data={"drift": request.drift})
         _enqueue_on_commit("repair_peering_request", request.pk)
     return request
@@ -688,6 +739,42 @@ def peering_request_repair(*, actor: Any, request_id: Any) -> PeeringRequest:
 def _require(reason: str | None, *, self_check: bool = False) -> None:
     if reason:
         raise PortalError("self_approval" if self_check else "permission_denied", reason, status=403)
+
+
+def full_clean(obj: models.Model) -> None:
+    """The model's own validation, as a refusal with a code and the field: never a server error."""
+    try:
+        obj.full_clean()
+    except ValidationError as exc:
+        field, errors = next(iter(exc.error_dict.items()))
+        code = errors[0].code or "invalid"
+        detail = f"{field}: {' '.join(m for e in errors for m in e.messages)}"
+        if code == "unique":
+            raise PortalError("already_exists", detail, status=409, attr=field) from None
+        raise PortalError(code if code != "invalid" else f"invalid_{field}", detail, attr=field) from None
+
+
+def _require_action(action: Action, request: PeeringRequest) -> None:
+    try:
+        check_action(action, request.status)
+    except ActionNotAllowed as exc:
+        raise PortalError("invalid_transition", str(exc), status=409) from None
+
+
+def _clean_text(value: str, attr: str, *, max_length: int = text.MAX_TEXT) -> str:
+    """Free text (comments, justifications) as every way in must take it: refused, never cut."""
+    problem = text.text_problem(value, max_length=max_length)
+    if problem:
+        raise PortalError(f"invalid_{attr}", f"{attr.replace('_', ' ')}: {problem}", attr=attr)
+    return value
+
+
+def _clean_line(value: str, attr: str, *, max_length: int) -> str:
+    """A single-line field (a ticket reference, a name): it ends up in e-mail headers and logs."""
+    problem = text.line_problem(value, max_length=max_length)
+    if problem:
+        raise PortalError(f"invalid_{attr}", f"{attr.replace('_', ' ')}: {problem}", attr=attr)
+    return value
 
 
 def draft_of(request: PeeringRequest) -> PeeringDraft:
@@ -705,17 +792,31 @@ def draft_of(request: PeeringRequest) -> PeeringDraft:
 
 
 # --- accounts and inventory ------------------------------------------------------------------
+def aws_account_check(*, name: str, regions: list[str]) -> None:
+    """The rules an account's name and regions must meet, wherever it is registered or changed."""
+    _clean_line(name, "name", max_length=text.MAX_LINE)
+    listed = regions if isinstance(regions, list) else [regions]
+    bad_regions = [r for r in listed if not isinstance(r, str) or not AWS_REGION.fullmatch(r)]
+    if bad_regions or not listed:
+        raise PortalError(
+            "invalid_region",
+            f"regions must be AWS region names like us-east-1, not {', '.join(map(repr, bad_regions)) or 'none'}",
+            attr="regions",
+        )
+
+
 def aws_account_register(
     *, actor: Any, account_id: str, name: str, department: str, role_arn: str, regions: list[str]
 ) -> AwsAccount:
     if not permissions.is_admin(actor):
         raise PortalError("permission_denied", "Only administrators register AWS accounts.", status=403)
+    aws_account_check(name=name, regions=regions)
     dept = Department.objects.filter(slug=department).first()
     if dept is None:
         raise PortalError("not_found", f"No department {department!r}.", attr="department")
     with transaction.atomic():
         account = AwsAccount(account_id=account_id, name=name, department=dept, role_arn=role_arn, regions=regions)
-        account.full_clean()
+        full_clean(account)
         account.save()
         audit.record(
             action="account.registered",
@@ -755,11 +856,18 @@ def vpc_capacity(*, actor: Any, vpc_id: str) -> network.Capacity:
     vpc = selectors.vpcs_visible_to(actor).filter(vpc_id=vpc_id).first()
     if vpc is None:
         raise PortalError("not_found", f"No VPC {vpc_id} that you can see.", status=404)
-    return capacity_of(vpc)
+    (capacity,) = capacities([vpc])
+    return capacity
 
 
-def capacity_of(vpc: Vpc) -> network.Capacity:
-    return network.capacity_of(vpc, limits=_limits(vpc.account), outstanding=_outstanding_count(vpc.account, None))
+def capacities(vpcs: list[Vpc]) -> list[network.Capacity]:
+    """Headroom of each VPC, in a fixed number of queries (the pages show every hub's)."""
+    accounts = {v.account_id: v.account for v in vpcs}
+    return network.capacities(
+        vpcs,
+        limits={pk: _limits(account) for pk, account in accounts.items()},
+        outstanding=_outstanding_counts(list(accounts.values())),
+    )
 
 
 def adoptable_by(actor: Any, observed: list[ObservedPeering]) -> set[str]:
@@ -788,6 +896,8 @@ def observed_peering_adopt(
     from AWS now, not taken from the last sync or guessed. Owners of the Services VPC in the
     peering (the hub side), or an admin, may adopt it.
     """
+    _clean_text(justification, "justification")
+    _clean_line(external_ref, "external_ref", max_length=text.MAX_LINE)
     seen = (
         selectors.observed_peerings_visible_to(actor, include_managed=True).filter(connection_id=connection_id).first()
     )
@@ -944,14 +1054,21 @@ def _check_event_types(events: list[str]) -> None:
         )
 
 
+def webhook_check(*, url: str | None = None, events: list[str] | None = None) -> None:
+    """The rules a webhook's URL and events must meet, wherever it is registered or changed."""
+    if events is not None:
+        _check_event_types(events)
+    if url is not None:
+        refuse_private_destination(url)
+
+
 def webhook_register(*, actor: Any, url: str, events: list[str], active: bool = True) -> Any:
     from requests_app.models import Webhook
     from requests_app.webhooks import new_secret
 
     if not permissions.is_admin(actor):
         raise PortalError("permission_denied", "Only administrators register webhooks.", status=403)
-    _check_event_types(events)
-    refuse_private_destination(url)
+    webhook_check(url=url, events=events)
     with transaction.atomic():
         hook = Webhook.objects.create(url=url, events=events, active=active, created_by=actor, secret=new_secret())
         audit.record(action="webhook.registered", actor=actor, data={"url": netguard.redacted(url), "events": events})
@@ -964,10 +1081,7 @@ def webhook_update(*, actor: Any, webhook_id: int, **changes: Any) -> Any:
 
     if not permissions.is_admin(actor):
         raise PortalError("permission_denied", "Only administrators change webhooks.", status=403)
-    if "events" in changes:
-        _check_event_types(changes["events"])
-    if "url" in changes:
-        refuse_private_destination(changes["url"])
+    webhook_check(url=changes.get("url"), events=changes.get("events"))
     with transaction.atomic():
         hook = Webhook.objects.select_for_update().filter(pk=webhook_id).first()
         if hook is None:
@@ -1015,10 +1129,27 @@ def api_token_create(*, actor: Any, name: str, read_only: bool = False, expires_
     """A named token for the caller; the key is returned once and only its hash is kept."""
     from requests_app import tokens
 
+    _clean_line(name, "name", max_length=text.MAX_LINE)
     if expires_at is not None and expires_at <= timezone.now():
         raise PortalError("invalid_expiry", "expires_at must be in the future.", attr="expires_at")
     with transaction.atomic():
-        token, key = tokens.issue(actor, name, read_only=read_only, expires_at=expires_at)
+        try:
+            issued = tokens.rotate(actor, name, read_only=read_only, expires_at=expires_at)
+        except tokens.TokenLimitReached as exc:
+            raise PortalError("token_limit_reached", str(exc), status=409) from exc
+        token, key = issued.token, issued.key
+        for old in issued.replaced:  # the user's live token of the same name, replaced by this one
+            audit.record(
+                action="token.revoked",
+                actor=actor,
+                data={
+                    "token": old.pk,
+                    "name": old.name,
+                    "prefix": old.prefix,
+                    "owner": actor.get_username(),
+                    "replaced_by": token.pk,
+                },
+            )
         audit.record(
             action="token.created",
             actor=actor,

@@ -8,14 +8,15 @@ from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connection
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from requests_app import provisioning, webhooks
+from requests_app import audit, provisioning, webhooks
 from requests_app.aws.gateway import TransientAwsError
 from requests_app.domain.status import WORK_IN_FLIGHT, Status
-from requests_app.models import Notification, PeeringRequest
+from requests_app.lease import pickup_deadline
+from requests_app.models import Notification, PeeringRequest, SchedulerRun
 
 logger = logging.getLogger(__name__)
 
@@ -63,14 +64,25 @@ def repair_peering_request(self, request_id: str) -> None:  # type: ignore[no-un
 
 @shared_task
 def sweep_stuck_work() -> dict[str, int]:
-    """Re-enqueue work that made no progress within its lease (lost message, dead worker, broker down)."""
-    cutoff = timezone.now() - timedelta(seconds=settings.WORK_LEASE_SECONDS)
-    stuck = PeeringRequest.objects.filter(
-        status__in=list(WORK_IN_FLIGHT),
-        updated_at__lt=cutoff,
-    ).values_list("pk", "status")
+    """Send again the work nobody is doing: a dead worker's lease ran out, or queued work was not
+    picked up in time (its message was lost: the broker was down, or died with a worker).
+
+    One rule for both: in work, and `lease_expires_at` is past (see requests_app/lease.py). The
+    deadline moves on as the work is sent, so each is sent at most once a lease, however long
+    the queue.
+    """
+    now = timezone.now()
+    stuck = PeeringRequest.objects.filter(status__in=list(WORK_IN_FLIGHT)).filter(
+        Q(lease_expires_at__lt=now) | Q(lease_expires_at__isnull=True)
+    )
     sent = 0
-    for pk, status in stuck:
+    for pk, status, deadline in stuck.values_list("pk", "status", "lease_expires_at"):
+        # The dead owner is let go: if it was only stalled, its next call finds the lease gone.
+        taken = PeeringRequest.objects.filter(pk=pk, status=status, lease_expires_at=deadline).update(
+            lease_owner="", lease_expires_at=pickup_deadline()
+        )
+        if not taken:
+            continue  # picked up or finished meanwhile
         task = decommission_peering_request if status == Status.DECOMMISSIONING else provision_peering_request
         task.delay(str(pk))
         sent += 1
@@ -91,7 +103,13 @@ def sweep_stuck_work() -> dict[str, int]:
     overdue = webhooks.overdue(grace_seconds=60)
     for pk in overdue:
         deliver_webhook.delay(pk)
+    record_run("sweep")
     return {"re_enqueued": sent, "notifications_resent": resent, "webhooks_resent": len(overdue)}
+
+
+def record_run(job: str) -> None:
+    """A periodic job ran to its end, here and now: /healthz and /metrics read it."""
+    SchedulerRun.objects.update_or_create(name=job, defaults={"last_run_at": timezone.now()})
 
 
 @shared_task(acks_late=True)
@@ -138,6 +156,19 @@ def deliver_notification(self, notification_id: int) -> str:  # type: ignore[no-
     return "sent"
 
 
+@shared_task(ignore_result=True)
+def anchor_audit_chain() -> None:
+    """Sign the audit chain's head; publish it (log, file, database) and to `audit.anchored` webhooks."""
+    try:
+        signed = audit.anchor()
+    except audit.AnchorRefused as refused:
+        # The history no longer matches the last anchor: an operator must look (manage.py verify_audit).
+        logger.error("audit chain not anchored: %s", refused)
+        return
+    with transaction.atomic():
+        webhooks.queue_event("audit.anchored", audit.anchor_payload(signed))
+
+
 @shared_task
 def reconcile_active_requests() -> dict[str, int]:
     """Fan out one reconcile task per active peering, and expire stale approvals."""
@@ -146,7 +177,9 @@ def reconcile_active_requests() -> dict[str, int]:
     ids = list(PeeringRequest.objects.filter(status=Status.ACTIVE).values_list("pk", flat=True))
     for pk in ids:
         reconcile_peering_request.delay(str(pk))
-    return {"reconciling": len(ids), "expired": reconciler.expire_pending(settings.PENDING_APPROVAL_TTL_SECONDS)}
+    expired = reconciler.expire_pending(settings.PENDING_APPROVAL_TTL_SECONDS)
+    record_run("reconcile")
+    return {"reconciling": len(ids), "expired": expired}
 
 
 @shared_task(bind=True, acks_late=True, max_retries=3)

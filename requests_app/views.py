@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -17,7 +18,7 @@ from django.views.decorators.http import require_POST
 from requests_app import network, permissions, selectors, services
 from requests_app.domain.status import WORK_IN_FLIGHT, Status
 from requests_app.forms import AdoptForm, AuditFilterForm, CommentForm, PeeringRequestForm
-from requests_app.models import AwsAccount, PeeringRequest
+from requests_app.models import AwsAccount, PeeringRequest, SchedulerRun
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -37,23 +38,56 @@ def healthz(request: HttpRequest) -> JsonResponse:
         report["broker"] = "ok"
     except Exception as exc:
         report["broker"] = f"down: {exc.__class__.__name__}"
+    if report["database"] == "ok":
+        report["scheduler"] = scheduler_health()
     report["aws_endpoint"] = settings.AWS_ENDPOINT_URL or "aws"
-    healthy = report["database"] == "ok" and report["broker"] == "ok"
+    healthy = all(
+        report.get(part) == "ok" or report.get(part, "").startswith("starting")
+        for part in ("database", "broker", "scheduler")
+    )
     return JsonResponse(report, status=200 if healthy else 503)
 
 
+# When this process started: a portal that has just started has not seen a sweep yet.
+STARTED_AT = time.monotonic()
+
+
+def scheduler_health() -> str:
+    """Beat sends the sweep every SWEEP_INTERVAL_SECONDS and a worker runs it: one older than two
+    intervals means beat (or every worker) stopped."""
+    interval = settings.SWEEP_INTERVAL_SECONDS
+    last = SchedulerRun.objects.filter(name="sweep").values_list("last_run_at", flat=True).first()
+    if last is None:
+        if time.monotonic() - STARTED_AT < 2 * interval + 60:
+            return "starting: no sweep has run yet"
+        return f"down: no sweep has run (expected every {interval} s; is beat running?)"
+    age = (timezone.now() - last).total_seconds()
+    if age > 2 * interval:
+        return f"down: the last sweep ran {age:.0f} s ago (expected every {interval} s; is beat running?)"
+    return "ok"
+
+
 def metrics(request: HttpRequest) -> HttpResponse:
-    """Prometheus metrics; with METRICS_TOKEN set, only for `Authorization: Bearer <token>`."""
+    """Prometheus metrics, for signed-in staff, and for `Authorization: Bearer <METRICS_TOKEN>` when
+    that is set; METRICS_PUBLIC opens them to anyone. They tell how much the portal does and for
+    whom (request counts by state, AWS calls and errors), which is not for every caller to read."""
     import hmac
 
     from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
     from requests_app.metrics import PortalCollector
 
-    if settings.METRICS_TOKEN and not hmac.compare_digest(
-        request.headers.get("Authorization", ""), f"Bearer {settings.METRICS_TOKEN}"
-    ):
-        return HttpResponse("metrics need the bearer token\n", status=401, content_type="text/plain")
+    user = request.user
+    staff = user.is_authenticated and user.is_active and user.is_staff
+    # As bytes: compare_digest refuses str with non-ASCII characters, which a caller may send.
+    bearer = bool(settings.METRICS_TOKEN) and hmac.compare_digest(
+        request.headers.get("Authorization", "").encode(), f"Bearer {settings.METRICS_TOKEN}".encode()
+    )
+    if not (settings.METRICS_PUBLIC or staff or bearer):
+        needs = "a staff login or the bearer token" if settings.METRICS_TOKEN else "a staff login"
+        response = HttpResponse(f"metrics need {needs}\n", status=401, content_type="text/plain")
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
     registry = CollectorRegistry()
     registry.register(PortalCollector())
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
@@ -111,6 +145,8 @@ def request_new(request: HttpRequest) -> HttpResponse:
                 evaluation = exc.evaluation or services.peering_request_evaluate(
                     draft=draft, department_ids=permissions.department_ids(request.user), viewer=request.user
                 )
+                messages.error(request, f"The request was not filed: {exc.detail}")
+            except services.PortalError as exc:  # a field the rules refuse before any check runs
                 messages.error(request, f"The request was not filed: {exc.detail}")
             else:
                 messages.success(request, "Request filed; the peer VPC's owners have been asked to approve it.")
@@ -269,7 +305,7 @@ def approvals(request: HttpRequest) -> HttpResponse:
             "recent": mine.filter(decided_at__isnull=False).order_by("-decided_at")[:20],
             "is_approver": bool(owned),
             "sla_hours": settings.APPROVAL_SLA_HOURS,
-            "capacities": [services.capacity_of(hub) for hub in selectors.hubs_owned_by(request.user)],
+            "capacities": services.capacities(list(selectors.hubs_owned_by(request.user))),
         },
     )
 
@@ -300,7 +336,7 @@ def topology(request: HttpRequest) -> HttpResponse:
         body = render_to_string("requests_app/_topology_body.html", topology_for(request.user), request=request)
         cache.set(key, body, timeout=3600)
     # Capacity is read live (a few queries per hub), so it is not part of the cached picture.
-    capacities = [services.capacity_of(hub) for hub in selectors.hubs_visible_to(request.user)]
+    capacities = services.capacities(list(selectors.hubs_visible_to(request.user)))
     return render(request, "requests_app/topology.html", {"body": mark_safe(body), "capacities": capacities})
 
 

@@ -49,6 +49,7 @@ EVENT_TYPES = (
     "peering_request.drift_detected",
     "peering_request.drift_cleared",
     "peering_request.adopted",
+    "audit.anchored",
 )
 WILDCARDS = ("*", "peering_request.*")
 TOLERANCE_SECONDS = 300  # receivers refuse timestamps further than this from their clock
@@ -85,7 +86,10 @@ def body_of(delivery: WebhookDelivery) -> bytes:
 
 
 def subscribed(hook: Webhook, event_type: str) -> bool:
-    return any(e == event_type or e in WILDCARDS for e in hook.events)
+    """`*` is every event; `peering_request.*` every event of that family, and no other."""
+    return any(
+        e in (event_type, "*") or (e.endswith(".*") and event_type.startswith(e[:-1])) for e in hook.events
+    )
 
 
 def request_data(request: PeeringRequest) -> dict[str, Any]:
@@ -114,11 +118,16 @@ def request_data(request: PeeringRequest) -> dict[str, Any]:
 
 def queue(request: PeeringRequest, event_type: str) -> int:
     """Write a delivery for every active endpoint subscribed to `event_type`; call inside the change's transaction."""
+    return queue_event(event_type, request_data(request), request)
+
+
+def queue_event(event_type: str, data: dict[str, Any], request: PeeringRequest | None = None) -> int:
+    """As `queue`, for any event: about a request, or not (an audit anchor)."""
     hooks = [h for h in Webhook.objects.filter(active=True) if subscribed(h, event_type)]
     if not hooks:
         return 0
     now = timezone.now()
-    payload = {"type": event_type, "timestamp": now.isoformat(), "data": request_data(request)}
+    payload = {"type": event_type, "timestamp": now.isoformat(), "data": data}
     deliveries = WebhookDelivery.objects.bulk_create(
         [
             WebhookDelivery(webhook=h, request=request, event_type=event_type, payload=payload, next_attempt_at=now)

@@ -97,6 +97,22 @@ Press Ctrl-C to stop everything.
     return 0
 
 
+def fresh_demo_database() -> None:
+    """The sandbox starts empty each time, so an embedded database kept from an earlier run would
+    describe VPCs and peerings that no longer exist: start it afresh with the demo world. (With
+    DATABASE_URL set, nothing is removed: that database is the operator's.)"""
+    # The database, beat's schedule and the audit anchors of the old chain (they would not verify).
+    stale = [*VAR.glob("portal.sqlite3*"), *VAR.glob("celerybeat-schedule*"), *VAR.glob("audit-anchors*")]
+    broker = VAR / "broker"
+    if stale or broker.exists():
+        say("a fresh sandbox: the embedded demo database starts afresh (set DATABASE_URL to keep one)")
+    for path in stale:
+        path.unlink()
+    for folder in ("queue", "processed"):  # messages about requests of the old database
+        for message in (broker / folder).glob("*") if (broker / folder).is_dir() else []:
+            message.unlink()
+
+
 def fail(message: str) -> int:
     say(message)
     return 1
@@ -125,6 +141,8 @@ def main() -> int:
         say(f"port {', '.join(map(str, busy))} is already in use (an earlier make run?); stop it first")
         return 1
     VAR.mkdir(parents=True, exist_ok=True)
+    if start_sandbox and "DATABASE_URL" not in os.environ:
+        fresh_demo_database()
     with group:
         status = serve(group, env, start_sandbox)
     say("stopped everything make run started")

@@ -9,7 +9,7 @@ source scripts/stack.sh
 # The fuzzer sends thousands of calls a minute; the limits themselves are tested in the suite.
 # So does the token endpoint, with wrong passwords from one address: lift the login lockout too.
 stack_up API_THROTTLE_TOKEN=100000/min API_THROTTLE_USER=100000/min API_THROTTLE_ANON=100000/min \
-  LOGIN_FAILURE_LIMIT=100000 LOGIN_FAILURE_LIMIT_PER_ADDRESS=100000
+  LOGIN_FAILURE_LIMIT=100000 LOGIN_FAILURE_LIMIT_PER_ADDRESS=100000 API_TOKENS_PER_USER=100000
 trap 'tail -n 60 "$STACK_LOG"; stack_down' ERR
 CHECKS=not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance
 status=0
@@ -21,7 +21,7 @@ fuzz() {
 # Every token before any fuzzing: the fuzzer's own calls to the token endpoint must not decide
 # whether a run can start. Revoking tokens goes last, with a token of its own (it may revoke it).
 declare -A MAIN LAST
-for user in fiona nina; do MAIN[$user]=$(token "$user"); LAST[$user]=$(token "$user"); done
+for user in fiona nina; do MAIN[$user]=$(token "$user" fuzz-main); LAST[$user]=$(token "$user" fuzz-revoke); done
 for user in fiona nina; do
   echo "==> schemathesis as $user"
   fuzz --header "Authorization: Token ${MAIN[$user]}" --exclude-path-regex 'revoke/$' "$@"

@@ -12,7 +12,8 @@ curl -fsS "$BASE/healthz"; echo
 
 FIONA=$(token fiona); NINA=$(token nina)
 vpc() { curl -fsS -H "Authorization: Token $FIONA" "$BASE/api/v1/vpcs/?name=$1" | json "['results'][0]['vpc_id']"; }
-FIN=$(vpc finance-app); HUB=$(vpc services-use1)
+# finance-app already peers with services-use1 in the demo history (DEMO-101): peer with the EU hub.
+FIN=$(vpc finance-app); HUB=$(vpc services-euw1)
 ID=$(curl -fsS -X POST "$BASE/api/v1/peering-requests/" -H "Authorization: Token $FIONA" -H 'Content-Type: application/json' \
   -d "{\"requester_vpc\": \"$FIN\", \"accepter_vpc\": \"$HUB\", \"justification\": \"smoke\", \"external_ref\": \"SMOKE-1\"}" | json '["id"]')
 curl -fsS -X POST "$BASE/api/v1/peering-requests/$ID/approve/" -H "Authorization: Token $NINA" \

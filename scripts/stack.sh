@@ -19,5 +19,6 @@ stack_up() {
 stack_down() { kill -INT -- "-$RUN_PID" 2>/dev/null || true; wait "$RUN_PID" 2>/dev/null || true; }
 
 json() { .venv/bin/python -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+# token USER [NAME]: a token named NAME (default login); a new token under a name replaces the old one.
 token() { curl -fsS -X POST "$BASE/api/v1/auth/token/" -H 'Content-Type: application/json' \
-  -d "{\"username\": \"$1\", \"password\": \"peering-demo\"}" | json '["token"]'; }
+  -d "{\"username\": \"$1\", \"password\": \"peering-demo\", \"name\": \"${2:-login}\"}" | json '["token"]'; }

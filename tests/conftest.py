@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -58,6 +60,13 @@ def _fast_password_hashing(settings: Any) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _own_audit_anchors(settings: Any, tmp_path: Path) -> None:
+    """Each test's audit anchors in a file of its own: var/audit-anchors.jsonl describes another
+    database (make run's), against which this test's chain would rightly fail to verify."""
+    settings.AUDIT_ANCHOR_FILE = str(tmp_path / "audit-anchors.jsonl")
+
+
+@pytest.fixture(autouse=True)
 def _fresh_rate_limits() -> None:
     """Rate-limit counters live in the cache; each test starts with a full budget."""
     from django.core.cache import cache
@@ -74,9 +83,15 @@ def moto_server() -> Iterator[str]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     url = f"http://127.0.0.1:{port}"
-    saved = {k: os.environ.get(k) for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")}
+    saved = {
+        k: os.environ.get(k)
+        for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
+    }
     os.environ.update(
-        AWS_ENDPOINT_URL=url, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1"
+        AWS_ENDPOINT_URL=url,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
     )
     yield url
     server.stop()
@@ -124,18 +139,41 @@ def _test_database_url() -> str:
 class WorkerProcess:
     """A `celery worker` process (or the fault-injecting one) sharing this test run's database and broker."""
 
-    def __init__(self, env: dict[str, str], log_path: Path, *, faults: dict[str, Any] | None = None,
-                 queue: str = "celery", name: str = "test") -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        log_path: Path,
+        *,
+        faults: dict[str, Any] | None = None,
+        queue: str = "celery",
+        name: str = "test",
+        concurrency: int = 1,
+    ) -> None:
         self.env = dict(env)
         self.log_path = log_path
         self.faults = faults
         self.queue = queue
         self.name = name
+        # 1: the solo pool (one task at a time, in the main process); more: a prefork pool, as
+        # `make run` and production run it, so several sagas can be in flight at once.
+        self.concurrency = concurrency
         self.proc: subprocess.Popen[bytes] | None = None
 
     def command(self) -> list[str]:
-        args = ["-P", "solo", "--purge", "--without-gossip", "--without-mingle", "--without-heartbeat",
-                "-l", "INFO", "-Q", self.queue, "-n", f"{self.name}-{os.getpid()}@%h"]
+        pool = ["-P", "solo"] if self.concurrency == 1 else ["-P", "prefork", "--concurrency", str(self.concurrency)]
+        args = [
+            *pool,
+            "--purge",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-l",
+            "INFO",
+            "-Q",
+            self.queue,
+            "-n",
+            f"{self.name}-{os.getpid()}@%h",
+        ]
         if self.faults is None:
             return [sys.executable, "-m", "celery", "-A", "peering_portal", "worker", *args]
         return [sys.executable, "-m", "tests.faulty_worker", *args]
@@ -147,7 +185,10 @@ class WorkerProcess:
             self.env["FAULTS"] = json.dumps(self.faults)
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        self.proc = subprocess.Popen(self.command(), cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        # Its own process group, so a test can kill the worker with its pool at once (kill -9 of a host).
+        self.proc = subprocess.Popen(
+            self.command(), cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -167,7 +208,48 @@ class WorkerProcess:
             try:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                self.kill_group()
+
+    def kill_group(self) -> None:
+        """SIGKILL the worker and its pool at once, as when its host dies: nothing is cleaned up."""
+        assert self.proc is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+
+class BeatProcess:
+    """A real `celery beat` on the shipped schedule, sharing the test run's database and broker."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.env = dict(env)
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30) -> None:
+        schedule = self.log_path.with_suffix(".schedule")
+        log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "peering_portal", "beat", "-l", "INFO", "-s", str(schedule)],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while "beat: Starting" not in self.log_path.read_text(errors="replace"):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"beat did not start:\n{self.log_path.read_text()[-3000:]}")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(5)
 
 
@@ -184,7 +266,6 @@ def worker_env(django_db_setup: Any, django_db_blocker: Any, moto_server: str, t
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
         "CELERY_FILESYSTEM_DIR": str(settings.BROKER_DIR),
         "PORTAL_VAR_DIR": str(settings.VAR_DIR),
-        "PEERING_VISIBILITY_TIMEOUT_SECONDS": "20",
         "AWS_CALL_LOG": str(tmp_path_factory.mktemp("aws") / "calls.jsonl"),
         "PYTHONUNBUFFERED": "1",
     }
@@ -250,4 +331,3 @@ def api(demo_world: dict[str, Any]) -> Any:
         return client
 
     return client_for
-

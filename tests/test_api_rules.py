@@ -155,15 +155,17 @@ def test_duplicate_peering_is_refused_in_either_direction(world: dict[str, Any],
     _assert_sandbox_untouched(world["before"])
 
 
-@pytest.mark.parametrize("side", ["requester_vpc", "accepter_vpc"])
-def test_unknown_vpc_is_refused(world: dict[str, Any], api: Any, side: str) -> None:
+# An unknown requester VPC is answered exactly as another department's VPC is (not_your_vpc, see
+# test_another_departments_vpc_and_an_unknown_one_get_the_same_answer), so ids cannot be probed.
+@pytest.mark.parametrize(("side", "code"), [("requester_vpc", "not_your_vpc"), ("accepter_vpc", "vpc_not_found")])
+def test_unknown_vpc_is_refused(world: dict[str, Any], api: Any, side: str, code: str) -> None:
     ids = {"requester_vpc": world["vpcs"]["finance-app"].vpc_id, "accepter_vpc": world["vpcs"]["services-use1"].vpc_id}
     ids[side] = "vpc-doesnotexist"
 
     response = api("fiona").post(URL, _body(ids["requester_vpc"], ids["accepter_vpc"]), format="json")
 
     assert response.status_code == 400
-    error = _error(response, "vpc_not_found")
+    error = _error(response, code)
     assert error["attr"] == side
     assert "vpc-doesnotexist" in error["detail"]
     assert PeeringRequest.objects.count() == 0
@@ -182,6 +184,20 @@ def test_another_departments_vpc_cannot_be_the_requester(world: dict[str, Any], 
     assert "hr-portal" not in error["detail"] and "333333333333" not in error["detail"]
     assert PeeringRequest.objects.count() == 0
     _assert_sandbox_untouched(world["before"])
+
+
+def test_another_departments_vpc_and_an_unknown_one_get_the_same_answer(world: dict[str, Any], api: Any) -> None:
+    """Pre-flight must not tell apart a VPC of another department from one that does not exist."""
+    hub = world["vpcs"]["services-use1"]
+    real, made_up = world["vpcs"]["hr-portal"].vpc_id, "vpc-0f0f0f0f0f0f0f0f0"
+
+    def answer(vpc_id: str) -> Any:
+        body = api("fiona").post(f"{URL}preflight/", _body(vpc_id, hub.vpc_id), format="json").json()
+        return [(c["code"], c["status"], c["attr"], c["detail"].replace(vpc_id, "<id>")) for c in body["checks"]]
+
+    assert answer(real) == answer(made_up) == [
+        ("not_your_vpc", "fail", "requester_vpc", "<id> is not one of your department's VPCs")
+    ]
 
 
 def test_a_vpc_cannot_peer_with_itself(world: dict[str, Any], api: Any) -> None:

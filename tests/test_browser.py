@@ -132,7 +132,8 @@ def test_file_approve_and_watch_a_peering_become_active_in_the_browser(
     nina.goto(f"{base}/audit/?request={request_id}")
     shoot(nina, "audit")
     export = nina.request.get(f"{base}/audit/export.jsonl?request={request_id}")
-    rows = [json.loads(line) for line in export.text().splitlines()]
+    *rows, closing = [json.loads(line) for line in export.text().splitlines()]
+    assert closing["anchor"]["head_hash"] == rows[-1]["hash"]  # the export's signed closing line
     approvals = [r for r in rows if r["action"] == "request.approved"]
     assert len(approvals) == 1 and approvals[0]["actor_label"] == "nina" and len(approvals[0]["hash"]) == 64
     csv_export = nina.request.get(f"{base}/audit/export.csv?request={request_id}").text()

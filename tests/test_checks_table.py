@@ -420,6 +420,24 @@ CASES = [
          detail="'10.0.1.5/24' is not an IPv4 CIDR block with its host bits zero (for example 10.0.1.0/24)"),
     Case("invalid_cidr-absent-narrow-destination", "fiona", FINANCE, SERVICES, "invalid_cidr", None,
          body={"requester_destination_cidrs": ["10.0.1.0/24"]}),
+    # Another spelling of a block is taken as the block (stored and sent only canonically) ...
+    Case("invalid_cidr-absent-another-spelling", "fiona", FINANCE, SERVICES, "invalid_cidr", None,
+         body={"requester_destination_cidrs": ["10.0.0.0/016"]}),
+    # ... so two spellings of one block are the same destination twice.
+    Case("duplicate_destination-fail-two-spellings", "fiona", FINANCE, SERVICES, "duplicate_destination", "fail",
+         body={"requester_destination_cidrs": ["10.0.1.0/24", " 10.0.1.0/024"]},
+         detail="10.0.1.0/24 is listed more than once"),
+    # duplicate_destination / duplicate_route_table: one route per table and destination
+    Case("duplicate_destination-fail", "fiona", FINANCE, SERVICES, "duplicate_destination", "fail",
+         body={"requester_destination_cidrs": ["10.0.1.0/24", "10.0.1.0/24"]},
+         detail="10.0.1.0/24 is listed more than once"),
+    Case("duplicate_destination-absent", "fiona", FINANCE, SERVICES, "duplicate_destination", None,
+         body={"requester_destination_cidrs": ["10.0.1.0/24", "10.0.2.0/24"]}),
+    Case("duplicate_route_table-fail", "fiona", FINANCE, SERVICES, "duplicate_route_table", "fail",
+         body={"accepter_route_tables": ["@services-private", "@services-private"]},
+         detail="route table @services-private is listed more than once for services-use1 (@services-use1)"),
+    Case("duplicate_route_table-absent", "fiona", FINANCE, SERVICES, "duplicate_route_table", None,
+         body={"accepter_route_tables": ["@services-private", "@services-use1-main"]}),
     # non_private_cidr
     Case("non_private_cidr-fail", "fiona", FINANCE, SERVICES, "non_private_cidr", "fail",
          body={"requester_destination_cidrs": ["8.8.8.0/24"]},

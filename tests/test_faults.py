@@ -1,6 +1,11 @@
 """Fault injection with real processes: a worker killed mid-saga, throttling, a connection that
 AWS fails. Faults come from a real worker with botocore hooks (tests/faulty_worker.py), SIGKILL,
-and states forced in the sandbox server running in this process."""
+and states forced in the sandbox server running in this process.
+
+Every setting is the shipped default (the 30-second lease, the 15-second sweep): only the
+injected faults differ from production. The one test that lowers a setting says why, and its
+twin proves the default.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings as django_settings
 
 from requests_app import tasks
 from requests_app.models import PeeringRequest
-from tests.conftest import WorkerProcess, ec2_as, wait_for_status
+from tests.conftest import BeatProcess, WorkerProcess, ec2_as, wait_for_status
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-LEASE = 10  # seconds; short so the sweeper may take over a dead worker's request quickly
 
 
 @pytest.fixture
@@ -29,26 +33,38 @@ def no_normal_worker(worker: WorkerProcess) -> Iterator[WorkerProcess]:
         worker.start()
 
 
-def _faulty(worker_env: dict[str, str], tmp_path: Path, faults: dict[str, Any]) -> WorkerProcess:
-    env = {**worker_env, "WORK_LEASE_SECONDS": str(LEASE), "PROVISIONING_MAX_RETRIES": "10"}
-    return WorkerProcess(env, tmp_path / "faulty.log", faults=faults, name="faulty")
+def _faulty(worker_env: dict[str, str], tmp_path: Path, faults: dict[str, Any], **options: Any) -> WorkerProcess:
+    return WorkerProcess(worker_env, tmp_path / "faulty.log", faults=faults, name="faulty", **options)
 
 
-def _file_and_approve(api: Any, demo_world: dict[str, Any], requester: str = "finance-app",
-                      user: str = "fiona") -> str:
+def _until_the_lease_runs_out(since: float) -> None:
+    """A dead worker's lease runs out WORK_LEASE_SECONDS after its last renewal (the default 30 s)."""
+    time.sleep(max(0.0, django_settings.WORK_LEASE_SECONDS + 1 - (time.monotonic() - since)))
+
+
+def _file_and_approve(api: Any, demo_world: dict[str, Any], requester: str = "finance-app", user: str = "fiona") -> str:
     vpcs = demo_world["vpcs"]
-    filed = api(user).post(
-        "/api/v1/peering-requests/",
-        {"requester_vpc": vpcs[requester].vpc_id, "accepter_vpc": vpcs["services-use1"].vpc_id, "justification": "faults"},
-        format="json",
-    ).json()
+    filed = (
+        api(user)
+        .post(
+            "/api/v1/peering-requests/",
+            {
+                "requester_vpc": vpcs[requester].vpc_id,
+                "accepter_vpc": vpcs["services-use1"].vpc_id,
+                "justification": "faults",
+            },
+            format="json",
+        )
+        .json()
+    )
     assert api("nina").post(f"/api/v1/peering-requests/{filed['id']}/approve/", {}, format="json").status_code == 200
     return filed["id"]
 
 
 def _pair_connections(requester_vpc: str, accepter_vpc: str) -> list[dict[str, Any]]:
     return [
-        p for p in ec2_as("111111111111", "us-east-1").describe_vpc_peering_connections()["VpcPeeringConnections"]
+        p
+        for p in ec2_as("111111111111", "us-east-1").describe_vpc_peering_connections()["VpcPeeringConnections"]
         if {p["RequesterVpcInfo"]["VpcId"], p["AccepterVpcInfo"]["VpcId"]} == {requester_vpc, accepter_vpc}
         and p["Status"]["Code"] not in ("deleted", "failed", "rejected")
     ]
@@ -58,17 +74,23 @@ def _routes_to(pcx_id: str) -> list[tuple[str, str]]:
     found = []
     for account, region in (("222222222222", "us-east-1"), ("111111111111", "us-east-1")):
         for table in ec2_as(account, region).describe_route_tables()["RouteTables"]:
-            found += [(table["RouteTableId"], r["DestinationCidrBlock"]) for r in table["Routes"]
-                      if r.get("VpcPeeringConnectionId") == pcx_id]
+            found += [
+                (table["RouteTableId"], r["DestinationCidrBlock"])
+                for r in table["Routes"]
+                if r.get("VpcPeeringConnectionId") == pcx_id
+            ]
     return found
 
 
 @pytest.mark.parametrize("kill_after", ["CreateVpcPeeringConnection", "AcceptVpcPeeringConnection", "CreateRoute"])
 def test_worker_killed_mid_saga_is_recovered_by_the_sweeper_without_duplicates(
-    kill_after: str, no_normal_worker: WorkerProcess, worker_env: dict[str, str], demo_world: dict[str, Any],
-    api: Any, settings: Any, tmp_path: Path,
+    kill_after: str,
+    no_normal_worker: WorkerProcess,
+    worker_env: dict[str, str],
+    demo_world: dict[str, Any],
+    api: Any,
+    tmp_path: Path,
 ) -> None:
-    settings.WORK_LEASE_SECONDS = LEASE
     faulty = _faulty(worker_env, tmp_path, {"kill_after": kill_after, "kill_count_file": str(tmp_path / "kills")})
     faulty.start()
     request_id = _file_and_approve(api, demo_world)
@@ -81,11 +103,12 @@ def test_worker_killed_mid_saga_is_recovered_by_the_sweeper_without_duplicates(
     # The message died with the worker. A healthy worker comes back; once the dead worker's
     # lease has run out, the sweeper (beat) re-enqueues the request.
     no_normal_worker.start()
-    time.sleep(max(0.0, LEASE + 1 - (time.monotonic() - killed_at)))
+    _until_the_lease_runs_out(killed_at)
     assert tasks.sweep_stuck_work()["re_enqueued"] == 1
     done = wait_for_status(request_id, {"active", "failed"})
     assert done.status == "active", done.failure_reason
-    print(f"\nkilled after {kill_after}: active {time.monotonic() - killed_at:.1f} s after the kill (lease {LEASE} s)")
+    lease = django_settings.WORK_LEASE_SECONDS
+    print(f"\nkilled after {kill_after}: active {time.monotonic() - killed_at:.1f} s after the kill (lease {lease} s)")
 
     vpcs = demo_world["vpcs"]
     connections = _pair_connections(vpcs["finance-app"].vpc_id, vpcs["services-use1"].vpc_id)
@@ -108,8 +131,12 @@ def test_worker_killed_mid_saga_is_recovered_by_the_sweeper_without_duplicates(
 
 
 def test_a_connection_aws_fails_after_create_is_undone_and_a_retry_works(
-    no_normal_worker: WorkerProcess, worker_env: dict[str, str], demo_world: dict[str, Any], api: Any,
-    tmp_path: Path, moto_server: str,
+    no_normal_worker: WorkerProcess,
+    worker_env: dict[str, str],
+    demo_world: dict[str, Any],
+    api: Any,
+    tmp_path: Path,
+    moto_server: str,
 ) -> None:
     from moto.ec2.models import ec2_backends
 
@@ -156,7 +183,10 @@ def _extra_spokes(count: int) -> list[Any]:
 
 
 def test_a_batch_of_20_under_30_percent_throttling_all_end_active_without_duplicates(
-    no_normal_worker: WorkerProcess, worker_env: dict[str, str], demo_world: dict[str, Any], api: Any,
+    no_normal_worker: WorkerProcess,
+    worker_env: dict[str, str],
+    demo_world: dict[str, Any],
+    api: Any,
     tmp_path: Path,
 ) -> None:
     spokes = _extra_spokes(20)
@@ -177,7 +207,10 @@ def test_a_batch_of_20_under_30_percent_throttling_all_end_active_without_duplic
             assert filed.status_code == 201, filed.json()
             ids.append(filed.json()["id"])
         for request_id in ids:
-            assert api("nina").post(f"/api/v1/peering-requests/{request_id}/approve/", {}, format="json").status_code == 200
+            assert (
+                api("nina").post(f"/api/v1/peering-requests/{request_id}/approve/", {}, format="json").status_code
+                == 200
+            )
         done = [wait_for_status(i, {"active", "failed"}, timeout=300) for i in ids]
     finally:
         faulty.stop()
@@ -194,7 +227,11 @@ def test_a_batch_of_20_under_30_percent_throttling_all_end_active_without_duplic
 
 
 def test_two_workers_given_the_same_task_make_one_set_of_effects(
-    worker: WorkerProcess, worker_env: dict[str, str], demo_world: dict[str, Any], api: Any, tmp_path: Path,
+    worker: WorkerProcess,
+    worker_env: dict[str, str],
+    demo_world: dict[str, Any],
+    api: Any,
+    tmp_path: Path,
 ) -> None:
     second = WorkerProcess(worker_env, tmp_path / "second.log", name="second")
     second.start()
@@ -227,9 +264,21 @@ class RedisServer:
         import subprocess
 
         self.proc = subprocess.Popen(
-            [shutil.which("redis-server") or "/usr/bin/redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", str(self.workdir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                shutil.which("redis-server") or "/usr/bin/redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         import socket
 
@@ -278,20 +327,31 @@ def app_on(own_redis: RedisServer, monkeypatch: Any) -> Iterator[str]:
 
 
 def test_redis_down_when_a_request_is_approved_delays_it_but_loses_nothing(
-    own_redis: RedisServer, app_on: str, worker_env: dict[str, str], demo_world: dict[str, Any], api: Any,
-    settings: Any, tmp_path: Path, caplog: Any,
+    own_redis: RedisServer,
+    app_on: str,
+    worker_env: dict[str, str],
+    demo_world: dict[str, Any],
+    api: Any,
+    tmp_path: Path,
+    caplog: Any,
 ) -> None:
-    settings.WORK_LEASE_SECONDS = LEASE
     on_redis = WorkerProcess({**worker_env, "CELERY_BROKER_URL": app_on}, tmp_path / "redis-worker.log", name="redis")
     on_redis.start()
     try:
         vpcs = demo_world["vpcs"]
-        filed = api("fiona").post(
-            "/api/v1/peering-requests/",
-            {"requester_vpc": vpcs["finance-app"].vpc_id, "accepter_vpc": vpcs["services-use1"].vpc_id,
-             "justification": "broker outage"},
-            format="json",
-        ).json()
+        filed = (
+            api("fiona")
+            .post(
+                "/api/v1/peering-requests/",
+                {
+                    "requester_vpc": vpcs["finance-app"].vpc_id,
+                    "accepter_vpc": vpcs["services-use1"].vpc_id,
+                    "justification": "broker outage",
+                },
+                format="json",
+            )
+            .json()
+        )
         own_redis.stop()
         down_at = time.monotonic()
         approved = api("nina").post(f"/api/v1/peering-requests/{filed['id']}/approve/", {}, format="json")
@@ -301,19 +361,24 @@ def test_redis_down_when_a_request_is_approved_delays_it_but_loses_nothing(
 
         time.sleep(5)
         own_redis.start()  # the broker comes back; the worker reconnects by itself
-        time.sleep(max(0.0, LEASE + 1 - (time.monotonic() - down_at)))
+        # The lost task was due to be picked up within a lease of the approval; then the sweeper sends it.
+        _until_the_lease_runs_out(down_at)
         assert tasks.sweep_stuck_work()["re_enqueued"] == 1
         done = wait_for_status(filed["id"], {"active", "failed"})
         recovered_in = time.monotonic() - down_at
     finally:
         on_redis.stop()
     assert done.status == "active", done.failure_reason
-    print(f"\nbroker down at approval: active {recovered_in:.1f} s later (outage 5 s, lease {LEASE} s)")
+    lease = django_settings.WORK_LEASE_SECONDS
+    print(f"\nbroker down at approval: active {recovered_in:.1f} s later (outage 5 s, lease {lease} s)")
 
 
 @pytest.mark.postgres
 def test_a_database_connection_killed_mid_task_is_recovered_by_the_task(
-    no_normal_worker: WorkerProcess, worker_env: dict[str, str], demo_world: dict[str, Any], api: Any,
+    no_normal_worker: WorkerProcess,
+    worker_env: dict[str, str],
+    demo_world: dict[str, Any],
+    api: Any,
     tmp_path: Path,
 ) -> None:
     from django.db import connection
@@ -348,11 +413,15 @@ def test_a_database_connection_killed_mid_task_is_recovered_by_the_task(
 
 
 def test_a_task_that_kills_its_worker_every_time_ends_failed_instead_of_looping(
-    no_normal_worker: WorkerProcess, worker_env: dict[str, str], demo_world: dict[str, Any], api: Any,
-    settings: Any, tmp_path: Path,
+    no_normal_worker: WorkerProcess,
+    worker_env: dict[str, str],
+    demo_world: dict[str, Any],
+    api: Any,
+    tmp_path: Path,
 ) -> None:
-    settings.WORK_LEASE_SECONDS = LEASE
     faults = {"kill_after": "CreateRoute", "kill_times": 99, "kill_count_file": str(tmp_path / "kills")}
+    # Lowered from the default 12 so the test dies 2 times, not 12 (each costs a 30-second lease):
+    # test_the_default_delivery_limit_lets_twelve_deliveries_run_and_fails_the_thirteenth proves 12.
     env = {"MAX_TASK_DELIVERIES": "2"}
     faulty = _faulty({**worker_env, **env}, tmp_path, faults)
     faulty.start()
@@ -361,7 +430,7 @@ def test_a_task_that_kills_its_worker_every_time_ends_failed_instead_of_looping(
         assert faulty.wait_exit(60) == -9
         killed_at = time.monotonic()
         faulty.start()
-        time.sleep(max(0.0, LEASE + 1 - (time.monotonic() - killed_at)))
+        _until_the_lease_runs_out(killed_at)
         assert tasks.sweep_stuck_work()["re_enqueued"] == 1
     try:
         failed = wait_for_status(request_id, {"active", "failed"})
@@ -372,3 +441,111 @@ def test_a_task_that_kills_its_worker_every_time_ends_failed_instead_of_looping(
     assert (tmp_path / "kills").read_text() == "2"
     # Giving up undoes what the portal made, as any permanent failure does.
     assert _routes_to(failed.events.get(action="provisioning.connection_recorded").data["connection_id"]) == []
+
+
+def test_the_default_delivery_limit_lets_twelve_deliveries_run_and_fails_the_thirteenth(
+    demo_world: dict[str, Any], api: Any
+) -> None:
+    """The twin of the test above on the shipped default (MAX_TASK_DELIVERIES = 12), counted
+    through the same function the worker calls for each first delivery."""
+    from requests_app import provisioning
+
+    assert django_settings.MAX_TASK_DELIVERIES == 12
+    request_id = _file_and_approve(api, demo_world)
+    PeeringRequest.objects.filter(pk=request_id).update(status="provisioning")
+    saga = provisioning.Saga(request_id)
+    assert saga.claim()
+    for delivery in range(1, 13):
+        assert provisioning._too_many_deliveries(saga, "provision") is False, delivery
+    assert provisioning._too_many_deliveries(saga, "provision") is True
+    failed = PeeringRequest.objects.get(pk=request_id)
+    assert failed.status == "failed" and "delivered 13 times without finishing" in failed.failure_reason
+
+
+def test_a_worker_killed_with_six_approvals_in_flight_recovers_within_a_minute_on_the_defaults(
+    no_normal_worker: WorkerProcess,
+    worker_env: dict[str, str],
+    demo_world: dict[str, Any],
+    api: Any,
+    tmp_path: Path,
+) -> None:
+    """Six approvals; the worker (two sagas at a time, as `make run` runs it) and its pool are
+    killed with SIGKILL while two are in flight; a worker comes back. Every setting is the shipped
+    default and beat runs on its real schedule: every request must be active within a minute of
+    the worker being available again, with exactly one connection per pair."""
+    assert django_settings.WORK_LEASE_SECONDS == 30 and django_settings.SWEEP_INTERVAL_SECONDS == 15
+    spokes = _extra_spokes(6)
+    hub = demo_world["vpcs"]["services-use1"]
+    beat = BeatProcess(worker_env, tmp_path / "beat.log")
+    beat.start()
+    # The injected fault: each saga pauses 2 s after its accept, so the kill finds some in flight.
+    crashing = _faulty(worker_env, tmp_path, {"pause_after": {"AcceptVpcPeeringConnection": 2}}, concurrency=2)
+    crashing.start()
+    try:
+        ids = []
+        for spoke in spokes:
+            filed = api("erin").post(
+                "/api/v1/peering-requests/",
+                {"requester_vpc": spoke.vpc_id, "accepter_vpc": hub.vpc_id, "justification": "crash"},
+                format="json",
+            )
+            assert filed.status_code == 201, filed.json()
+            ids.append(filed.json()["id"])
+        for request_id in ids:
+            assert (
+                api("nina").post(f"/api/v1/peering-requests/{request_id}/approve/", {}, format="json").status_code
+                == 200
+            )
+        deadline = time.monotonic() + 60
+        while True:
+            in_flight = PeeringRequest.objects.filter(pk__in=ids, status="provisioning").exclude(lease_owner="")
+            if in_flight.count() >= 2:
+                break
+            assert time.monotonic() < deadline, "no two sagas were ever in flight together"
+            time.sleep(0.05)
+        crashing.kill_group()
+        stuck = set(in_flight.values_list("pk", flat=True))
+        no_normal_worker.start()
+        back_at = time.monotonic()
+        done = [wait_for_status(i, {"active", "failed"}, timeout=180) for i in ids]
+        recovered = time.monotonic() - back_at
+    finally:
+        crashing.stop()
+        beat.stop()
+    assert [d.status for d in done] == ["active"] * 6, [d.failure_reason for d in done if d.status != "active"]
+    print(
+        f"\nworker and pool killed with {len(stuck)} of 6 sagas in flight: all active {recovered:.1f} s "
+        f"after a worker came back (lease {django_settings.WORK_LEASE_SECONDS} s, "
+        f"sweep every {django_settings.SWEEP_INTERVAL_SECONDS} s)"
+    )
+    assert recovered < 60 + 10  # within a minute, plus a margin for this machine's load
+    for spoke, d in zip(spokes, done, strict=True):
+        assert [c["VpcPeeringConnectionId"] for c in _pair_connections(spoke.vpc_id, hub.vpc_id)] == [
+            d.aws_peering_connection_id
+        ]
+        assert d.events.filter(operation="CreateVpcPeeringConnection", result="started").count() == 1
+
+
+def test_healthz_is_degraded_naming_the_scheduler_when_beat_stops(
+    worker: WorkerProcess, worker_env: dict[str, str], tmp_path: Path, client: Any
+) -> None:
+    """A real beat on its shipped schedule; /healthz is ok while it runs, and 503 naming the
+    scheduler once the last sweep is older than two intervals (2 x 15 s)."""
+    beat = BeatProcess(worker_env, tmp_path / "beat.log")
+    beat.start()
+    try:
+        deadline = time.monotonic() + 3 * django_settings.SWEEP_INTERVAL_SECONDS
+        while client.get("/healthz").json().get("scheduler") != "ok":
+            assert time.monotonic() < deadline, client.get("/healthz").json()
+            time.sleep(0.5)
+    finally:
+        beat.stop()
+    stopped_at = time.monotonic()
+    deadline = stopped_at + 2 * django_settings.SWEEP_INTERVAL_SECONDS + 20
+    while (answer := client.get("/healthz")).status_code == 200:
+        assert time.monotonic() < deadline, answer.json()
+        time.sleep(0.5)
+    assert answer.status_code == 503
+    assert answer.json()["scheduler"].startswith("down: the last sweep ran")
+    assert answer.json()["database"] == "ok" and answer.json()["broker"] == "ok"
+    print(f"\nbeat stopped: /healthz degraded {time.monotonic() - stopped_at:.1f} s later")

@@ -648,7 +648,10 @@ def test_token_keys_are_stored_only_as_hashes(plain_api: Any) -> None:
     assert login.status_code == 200, login.json()
     assert set(login.json()) == {"token", "expires_at"} and login.json()["expires_at"]
     login_key = login.json()["token"]
-    again = plain_api(None).post(LOGIN, {"username": "fiona", "password": DEMO_PASSWORD}, format="json").json()["token"]
+    # Another name: a login under the same name would replace (revoke) the first token.
+    again = plain_api(None).post(
+        LOGIN, {"username": "fiona", "password": DEMO_PASSWORD, "name": "cli"}, format="json"
+    ).json()["token"]
     assert again != login_key  # a new token every call
 
     named = client_with(login_key).post(TOKENS, {"name": "ci pipeline", "read_only": False}, format="json")

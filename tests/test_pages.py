@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import hmac
 import html
 import io
 import json
@@ -89,10 +90,10 @@ def export(client: Any, user: Any, fmt: str, **params: Any) -> Any:
 
 
 def verify(row: dict[str, Any]) -> None:
-    """The documented offline check: drop id and hash, dump the rest canonically, SHA-256 it."""
+    """The documented offline check: drop id and hash, dump the rest canonically, HMAC it with the chain key."""
     rest = {k: v for k, v in row.items() if k not in ("id", "hash")}
     payload = json.dumps(rest, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    assert hashlib.sha256(payload.encode()).hexdigest() == row["hash"], row
+    assert hmac.new(audit.chain_key(), payload.encode(), hashlib.sha256).hexdigest() == row["hash"], row
 
 
 def make_request(requester: Vpc, accepter: Vpc, by: Any, **fields: Any) -> PeeringRequest:
@@ -301,7 +302,9 @@ def test_audit_filters(world: dict[str, Any], client: Any) -> None:
 def test_exports_carry_the_approval_with_verifiable_hashes(world: dict[str, Any], client: Any) -> None:
     approve_as_nina(client, world)
     rid, users = world["rid"], world["users"]
-    rows = [json.loads(line) for line in export(client, users["admin"], "jsonl").splitlines()]
+    *rows, closing = [json.loads(line) for line in export(client, users["admin"], "jsonl").splitlines()]
+    # The export ends with a signed statement of what it holds (an anchor over its last event).
+    assert (closing["anchor"]["last_event_id"], closing["anchor"]["head_hash"]) == (rows[-1]["id"], rows[-1]["hash"])
     assert rows and rows[0]["prev_hash"] == audit.GENESIS
     for previous, row in zip([None, *rows], rows, strict=False):
         verify(row)
@@ -312,7 +315,9 @@ def test_exports_carry_the_approval_with_verifiable_hashes(world: dict[str, Any]
     assert (approved[0]["request"], approved[0]["actor"], approved[0]["actor_label"]) == (rid, users["nina"].pk, "nina")
     assert approved[0]["hash"] == AuditEvent.objects.get(action="request.approved").hash
 
-    filtered = [json.loads(line) for line in export(client, users["fiona"], "jsonl", action="request.approved").splitlines()]
+    *filtered, _ = [
+        json.loads(line) for line in export(client, users["fiona"], "jsonl", action="request.approved").splitlines()
+    ]
     assert [r["action"] for r in filtered] == ["request.approved"]
     verify(filtered[0])
 
@@ -320,7 +325,7 @@ def test_exports_carry_the_approval_with_verifiable_hashes(world: dict[str, Any]
     assert [r["action"] for r in table] == ["request.submitted", "request.approved"]
     for r in table:  # the same check from the CSV: blanks are nulls, actor an integer, data its JSON
         row: dict[str, Any] = {**r, "request": r["request"] or None, "actor": int(r["actor"]) if r["actor"] else None,
-                               "data": json.loads(r["data"])}
+                               "data": json.loads(r["data"]), "keyed": r["keyed"] == "true"}
         verify(row)
     assert export(client, users["harry"], "jsonl") == ""
 

@@ -12,8 +12,8 @@ for the next cell. Every unexpected answer is collected and reported at once.
 The rules the expected answers follow (see requests_app/permissions.py):
 
 * anonymous: the API answers 401; pages redirect to the login page (`302 login`); `/healthz`,
-  `/metrics` (without METRICS_TOKEN), the login and password-reset pages, the token exchange and
-  the API schema and its documentation are open.
+  the login and password-reset pages, the token exchange and the API schema and its documentation
+  are open; `/metrics` is for staff only (401 for everyone else) unless METRICS_PUBLIC.
 * a peering request is visible to its department, the owners of its accepter VPC and admins;
   anyone else gets 404, never 403, so ids cannot be probed.
 * for a visible request, the `why_not_*` rules answer 403: approve/reject only by an owner of the
@@ -51,7 +51,7 @@ from django.test import Client, override_settings
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
 from rest_framework.test import APIClient
 
-from requests_app import inventory, services, tokens
+from requests_app import inventory, services, tasks, tokens
 from requests_app.models import AuditEvent, AwsAccount, PeeringRequest, WebhookDelivery
 from tests.conftest import DEMO_PASSWORD, ec2_as
 
@@ -149,9 +149,12 @@ PAGE_REQ = "/requests/{request}"
 MATRIX: tuple[Row, ...] = (
     # Operations: open to anyone.
     Row("healthz", "GET", "/healthz", ALL_200),
-    Row("metrics", "GET", "/metrics", ALL_200),
-    # With METRICS_TOKEN set, nobody gets in without the bearer token (none is sent here).
-    Row("metrics", "GET", "/metrics", (401,) * 8, settings={"METRICS_TOKEN": "matrix-secret"}),
+    # Metrics: signed-in staff only (401 for everyone else, anonymous or not) ...
+    Row("metrics", "GET", "/metrics", (401,) * 7 + (200,)),
+    # ... with METRICS_TOKEN set too (no bearer token is sent here) ...
+    Row("metrics", "GET", "/metrics", (401,) * 7 + (200,), settings={"METRICS_TOKEN": "matrix-secret"}),
+    # ... unless METRICS_PUBLIC opens them, for a scraper on a private network.
+    Row("metrics", "GET", "/metrics", ALL_200, settings={"METRICS_PUBLIC": True}),
     # Django's admin: staff only; everyone else is sent to the admin's login page.
     Row("admin:index", "GET", "/admin/", (ADMIN_LOGIN,) * 7 + (200,)),
     # Accounts: login and password reset are open; password change needs a login.
@@ -441,6 +444,7 @@ def test_permission_matrix(demo_world: dict[str, Any], settings: Any) -> None:
     ec2_as("111111111111", "us-east-1").accept_vpc_peering_connection(VpcPeeringConnectionId=pcx)
     inventory.sync_account(AwsAccount.objects.get(account_id="444444444444"))
     token, _ = tokens.issue(users["fiona"], "subject")
+    tasks.record_run("sweep")  # a healthy portal: beat and a worker ran the sweeper just now
     world = {
         "users": users,
         "fiona_request": str(fiona_request.pk),

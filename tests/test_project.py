@@ -6,12 +6,15 @@ import io
 import re
 import subprocess
 import sys
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.core.management import call_command
 from django.test import Client
+from django.utils import timezone
 
+from requests_app import tasks
 from tests.conftest import ROOT
 
 CONTRACT_PATHS = [
@@ -64,9 +67,24 @@ def test_api_docs_render_from_local_static_files_only(client: Client) -> None:
 
 @pytest.mark.django_db
 def test_healthz_reports_database_and_broker(client: Client) -> None:
+    tasks.sweep_stuck_work()  # what beat and a worker do every SWEEP_INTERVAL_SECONDS
     response = client.get("/healthz")
     assert response.status_code == 200, response.json()
     assert response.json()["database"] == "ok" and response.json()["broker"] == "ok"
+    assert response.json()["scheduler"] == "ok"
+
+
+@pytest.mark.django_db
+def test_healthz_is_degraded_naming_the_scheduler_when_sweeps_stop(client: Client, settings: Any) -> None:
+    from requests_app.models import SchedulerRun
+
+    stopped = timezone.now() - timedelta(seconds=2 * settings.SWEEP_INTERVAL_SECONDS + 1)
+    SchedulerRun.objects.create(name="sweep", last_run_at=stopped)
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["scheduler"].startswith("down: the last sweep ran")
+    assert "is beat running?" in response.json()["scheduler"]
+    assert response.json()["database"] == "ok"  # only the scheduler is named
 
 
 @pytest.mark.django_db
@@ -132,6 +150,7 @@ def test_metrics_count_requests_by_status_aws_calls_and_drift(client: Client, de
         audit.record(action="aws.call", actor_label="worker:test", request=filed, operation="CreateRoute",
                      result=result, error_code=code)
 
+    client.force_login(demo_world["users"]["admin"])  # /metrics is for staff (or the bearer token)
     body = client.get("/metrics").content.decode()
     assert 'peering_requests{status="active"} 1.0' in body
     assert 'peering_requests{status="pending_approval"} 0.0' in body
@@ -140,6 +159,8 @@ def test_metrics_count_requests_by_status_aws_calls_and_drift(client: Client, de
     assert 'peering_aws_calls_total{error_code="RequestLimitExceeded",operation="CreateRoute",result="error"} 1.0' in body
     assert 'result="started"' not in body  # intents are not calls
 
+    client.logout()
+    assert client.get("/metrics").status_code == 401
     settings.METRICS_TOKEN = "s3cret"
     assert client.get("/metrics").status_code == 401
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret").status_code == 200
@@ -174,8 +195,12 @@ def test_inventory_shows_admins_the_peerings_the_portal_did_not_make(client: Cli
     client.force_login(demo_world["users"]["admin"])
     page = client.get("/inventory/").content.decode()
     assert "Peerings not made by the portal" in page and by_hand in page
+    # As in GET /api/v1/observed-peerings/: shown to whoever may see one of its VPCs (erin: eng-build
+    # is her department's), never to others (fiona).
     client.force_login(demo_world["users"]["erin"])
-    assert by_hand not in client.get("/inventory/").content.decode()  # admins only
+    assert by_hand in client.get("/inventory/").content.decode()
+    client.force_login(demo_world["users"]["fiona"])
+    assert by_hand not in client.get("/inventory/").content.decode()
 
 
 @pytest.mark.django_db

@@ -2,8 +2,10 @@
 
 1. every status transition and every AWS call the worker makes is in the audit trail, once;
 2. audit events cannot be changed or deleted (ORM everywhere; on PostgreSQL, raw SQL too);
-3. a rewritten or deleted event is named by `verify_chain`, `manage.py verify_audit` and the API;
-4. the JSON Lines export verifies offline with `OFFLINE_VERIFY_SCRIPT` (stdlib only);
+3. a rewritten or deleted event is named by `verify_chain`, `manage.py verify_audit` and the API
+   (the keyed chain and its anchors against a rewrite of every hash: tests/test_audit_chain.py);
+4. the JSON Lines export verifies offline with `OFFLINE_VERIFY_SCRIPT` (stdlib and the chain key),
+   down to its signed anchor line;
 5. no credential or key ends up in the database, the worker's log, the AWS call trace or ours;
 6. password guessing is throttled per user and per address, for the window configured;
 7. (`manage.py iam_policy`'s least-privilege documents: moved to tests/test_iam.py)
@@ -15,6 +17,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import io
 import json
 import logging
@@ -54,11 +57,19 @@ AUDIT_TABLE = "requests_app_auditevent"
 TRIGGER = "requests_app_auditevent_append_only"
 
 # The whole offline check of an export (docs/ quote this constant). Reads the JSON Lines export
-# on stdin; the optional argument is the hash before the first line (default: the genesis).
+# on stdin and the chain key from AUDIT_CHAIN_KEY; the optional argument is the hash before the
+# first line (default: the genesis).
 # The auditor's script, exactly as docs/security.md publishes it: the test runs what the docs say.
 OFFLINE_VERIFY_SCRIPT = re.search(
     r"```python\n(.*?)```", (Path(__file__).resolve().parent.parent / "docs" / "security.md").read_text(), re.S
 ).group(1)
+
+
+@pytest.fixture(autouse=True)
+def _own_anchor_file(settings: Any, tmp_path: Path) -> None:
+    """Each test's own audit anchor file: anchors of another database (a `make run` under the same
+    var/) would rightly fail this test database's chain."""
+    settings.AUDIT_ANCHOR_FILE = str(tmp_path / "audit-anchors.jsonl")
 
 
 def _is_postgres() -> bool:
@@ -108,7 +119,12 @@ def _test_db_env() -> dict[str, str]:
     """The environment for a `manage.py` process that shares this test's database."""
     from django.conf import settings
 
-    return {**os.environ, "DATABASE_URL": _test_database_url(), "PORTAL_VAR_DIR": str(settings.VAR_DIR)}
+    return {
+        **os.environ,
+        "DATABASE_URL": _test_database_url(),
+        "PORTAL_VAR_DIR": str(settings.VAR_DIR),
+        "AUDIT_ANCHOR_FILE": str(settings.AUDIT_ANCHOR_FILE),  # this test's, not var/'s
+    }
 
 
 def _admin(user_model: Any) -> Any:
@@ -411,16 +427,24 @@ def test_deleted_events_fail_verification(django_user_model: Any) -> None:
 
 
 # === 4. offline verification of the export =========================================================
-def _offline_verify(export: bytes, *args: str) -> subprocess.CompletedProcess[bytes]:
+def _offline_verify(export: bytes, *args: str, key: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    """The docs' script, with the auditor's copy of the chain key in AUDIT_CHAIN_KEY."""
+    chain_key = (key if key is not None else audit.chain_key()).decode()
     return subprocess.run(
         [sys.executable, "-c", OFFLINE_VERIFY_SCRIPT, *args], input=export, capture_output=True, timeout=60,
-        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+        env={**os.environ, "PYTHONIOENCODING": "utf-8", "AUDIT_CHAIN_KEY": chain_key},
     )
+
+
+def _keyed_hash(row: dict[str, Any], key: bytes) -> str:
+    body = {k: v for k, v in row.items() if k not in ("id", "hash")}
+    payload = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return hmac.new(key, payload, hashlib.sha256).hexdigest()
 
 
 @pytest.mark.django_db
 def test_the_jsonl_export_verifies_offline_and_a_tampered_line_is_named(django_user_model: Any) -> None:
-    assert len(OFFLINE_VERIFY_SCRIPT.strip().splitlines()) <= 12
+    assert len(OFFLINE_VERIFY_SCRIPT.strip().splitlines()) <= 14
     events = _seed_events(6)
     admin = django_user_model.objects.create_superuser("admin", "admin@example.com", DEMO_PASSWORD)
     web = Client()
@@ -428,36 +452,86 @@ def test_the_jsonl_export_verifies_offline_and_a_tampered_line_is_named(django_u
     response = web.get("/audit/export.jsonl")
     assert response.status_code == 200
     export = b"".join(response.streaming_content)
-    assert export.count(b"\n") == len(events)
-    # The same bytes as the module's own export.
-    assert export == "".join(audit.export_jsonl(AuditEvent.objects.order_by("id"))).encode()
+    assert export.count(b"\n") == len(events) + 1  # and the anchor line
+    # The same bytes as the module's own export, but for the anchor's time of signing.
+    lines = export.decode().splitlines(keepends=True)
+    again = "".join(audit.export_jsonl(AuditEvent.objects.order_by("id"))).splitlines(keepends=True)
+    assert lines[:-1] == again[:-1]
+    anchor = json.loads(lines[-1])["anchor"]
+    assert (anchor["last_event_id"], anchor["head_hash"], anchor["count"]) == (events[-1].id, events[-1].hash, 6)
 
     ok = _offline_verify(export)
     assert ok.returncode == 0, ok.stderr
-    assert f"ok: 6 events, last hash {events[-1].hash}".encode() in ok.stdout
+    assert f"ok: 6 events, last hash {events[-1].hash}, signed at {anchor['at']} as event 6 of the chain".encode() in (
+        ok.stdout
+    )
+    # Without the right key nothing verifies: the database's copy of the rows is not enough.
+    wrong_key = _offline_verify(export, key=b"a guess")
+    assert wrong_key.returncode != 0 and f"audit event {events[0].id} ".encode() in wrong_key.stderr
 
     # An export starting later verifies from the hash before its first line.
     later = "".join(audit.export_jsonl(AuditEvent.objects.filter(id__gte=events[3].id).order_by("id"))).encode()
     assert _offline_verify(later, events[2].hash).returncode == 0
     assert _offline_verify(later).returncode != 0  # not from the genesis
 
-    lines = export.decode().splitlines(keepends=True)
     victim = json.loads(lines[2])
+    following = json.loads(lines[3])["id"]
     # A changed field, with its own `hash` left alone.
     changed = dict(victim, message="nothing happened")
     tampered = _offline_verify("".join([*lines[:2], json.dumps(changed) + "\n", *lines[3:]]).encode())
     assert tampered.returncode != 0 and f"audit event {victim['id']} ".encode() in tampered.stderr, tampered.stderr
-    # A changed field with a recomputed own hash: the next line no longer follows it.
+    # A changed field with its hash recomputed as plain SHA-256 (the old attack): still that line.
     body = {k: v for k, v in changed.items() if k not in ("id", "hash")}
     changed["hash"] = hashlib.sha256(
         json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
     ).hexdigest()
     rehashed = _offline_verify("".join([*lines[:2], json.dumps(changed) + "\n", *lines[3:]]).encode())
-    following = json.loads(lines[3])["id"]
-    assert rehashed.returncode != 0 and f"audit event {following} ".encode() in rehashed.stderr
+    assert rehashed.returncode != 0 and f"audit event {victim['id']} ".encode() in rehashed.stderr
+    # ...passed off as a legacy line (`keyed` dropped): the next line no longer follows it.
+    legacy = {k: v for k, v in changed.items() if k != "keyed"}
+    legacy["hash"] = hashlib.sha256(
+        json.dumps({k: v for k, v in legacy.items() if k not in ("id", "hash")}, sort_keys=True,
+                   separators=(",", ":"), ensure_ascii=False).encode()
+    ).hexdigest()
+    downgraded = _offline_verify("".join([*lines[:2], json.dumps(legacy) + "\n", *lines[3:]]).encode())
+    assert downgraded.returncode != 0 and f"audit event {following} ".encode() in downgraded.stderr
+    # ...or rehashed with the key itself (someone holding it): the next line no longer follows it.
+    changed["hash"] = _keyed_hash(changed, audit.chain_key())
+    keyed = _offline_verify("".join([*lines[:2], json.dumps(changed) + "\n", *lines[3:]]).encode())
+    assert keyed.returncode != 0 and f"audit event {following} ".encode() in keyed.stderr
     # A dropped line: the one after the gap is named.
     dropped = _offline_verify("".join([*lines[:2], *lines[3:]]).encode())
     assert dropped.returncode != 0 and f"audit event {following} ".encode() in dropped.stderr
+
+
+@pytest.mark.django_db
+def test_the_export_anchor_line_is_checked_offline(django_user_model: Any) -> None:
+    """Cutting an export short, or altering or dropping its anchor, fails; so does a refused anchor."""
+    _seed_events(4)
+    lines = "".join(audit.export_jsonl(AuditEvent.objects.order_by("id"))).splitlines(keepends=True)
+    assert _offline_verify("".join(lines).encode()).returncode == 0
+    anchor = json.loads(lines[-1])["anchor"]
+
+    failures = {
+        "the last event dropped": [*lines[:-2], lines[-1]],
+        "the anchor line dropped": lines[:-1],
+        "the anchor's count altered": [*lines[:-1], json.dumps({"anchor": {**anchor, "count": 9}}) + "\n"],
+        "the anchor re-signed with another key": [
+            *lines[:-1],
+            json.dumps({"anchor": {**anchor, "signature": _keyed_hash({**anchor, "id": 0, "hash": ""}, b"x")}}) + "\n",
+        ],
+        "an anchor over an earlier event": [
+            *lines[:-1],
+            json.dumps({"anchor": audit.anchor_event(AuditEvent.objects.order_by("id")[1])}) + "\n",
+        ],
+        "a line after the anchor": [*lines, lines[0]],
+        "no anchor, the portal's refusal": [*lines[:-1], json.dumps({"anchor": None, "error": "refused"}) + "\n"],
+    }
+    for name, changed in failures.items():
+        result = _offline_verify("".join(changed).encode())
+        assert result.returncode != 0, name
+        assert b"does not verify" in result.stderr, (name, result.stderr)
+    assert b"the anchor (line 5) does not verify" in _offline_verify("".join(failures["the anchor's count altered"]).encode()).stderr
 
 
 # === 5. no secrets anywhere ========================================================================
@@ -594,6 +668,7 @@ def test_no_credential_or_key_is_stored_or_logged_anywhere(
         "fiona's named API token (POST /api/v1/tokens/ with an Idempotency-Key)": named_key,
         "the webhook secret (outside Webhook.secret)": webhook_secret,
         "the demo password": DEMO_PASSWORD,
+        "the audit chain key (never in the database)": audit.chain_key().decode(),
     }
     for n, session in enumerate(sessions):
         label = f"STS session {n} ({session.session_name} in {session.role_arn.split(':')[4]})"

@@ -557,6 +557,12 @@ def _queries(client: Any, user: Any) -> tuple[int, Any]:
     return len(ctx.captured_queries), response
 
 
+# Hub capacity (services.capacities): the hubs and their route tables (2), active connections seen
+# in AWS (1), the portal's requests on them (1), the network model's routes (3), outstanding
+# requests per account (2).
+HUB_CAPACITY_QUERIES = 9
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize("username", ["fiona", "admin", "nina"])
 def test_queries_do_not_grow_with_vpcs_and_requests(client: Any, demo_world: dict[str, Any], username: str) -> None:
@@ -568,7 +574,9 @@ def test_queries_do_not_grow_with_vpcs_and_requests(client: Any, demo_world: dic
     large, response = _queries(client, user)
     assert len(response.context["picture"].nodes) >= drawn_before + (40 if username != "nina" else 0)
     assert large == small, (small, large)
-    assert small <= 16  # 4 of them read the data's version, which keys the cached picture
+    # 4 of them read the data's version, which keys the cached picture; the hubs' capacity below
+    # it is read live, in a fixed number of queries however many hubs there are.
+    assert small <= 16 + HUB_CAPACITY_QUERIES
 
 
 @pytest.mark.django_db
@@ -576,5 +584,5 @@ def test_the_demo_world_page_has_a_bounded_number_of_queries(
     client: Any, demo_world: dict[str, Any], django_assert_max_num_queries: Any
 ) -> None:
     client.force_login(demo_world["users"]["admin"])
-    with django_assert_max_num_queries(16):
+    with django_assert_max_num_queries(16 + HUB_CAPACITY_QUERIES):
         assert client.get(URL).status_code == 200

@@ -8,6 +8,8 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -41,6 +43,50 @@ def error_body(kind: str, errors: list[dict[str, Any]], **extra: Any) -> dict[st
     return {"type": kind, "errors": errors, **extra}
 
 
+def _django_refusal(exc: Exception) -> Response | None:
+    """Django's own refusals of a request it cannot take, answered as Django would (4xx), in our shape.
+
+    A body over DATA_UPLOAD_MAX_MEMORY_SIZE (read when the idempotency key hashes it, say) is 413;
+    too many form fields and other suspicious input are 400; a model's validation error is 400
+    with its code. None of them is a server error.
+    """
+    if isinstance(exc, RequestDataTooBig):
+        return Response(
+            error_body(
+                "client_error",
+                [
+                    {
+                        "code": "request_too_large",
+                        "attr": None,
+                        "detail": "The request body is larger than the portal accepts.",
+                    }
+                ],
+            ),
+            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
+    if isinstance(exc, SuspiciousOperation):
+        return Response(
+            error_body(
+                "client_error", [{"code": "bad_request", "detail": "The request could not be read.", "attr": None}]
+            ),
+            status=status.HTTP_400_BAD_REQUEST,
+        )
+    if isinstance(exc, DjangoValidationError):
+        errors = [
+            {
+                "code": error.code or "invalid",
+                "detail": " ".join(error.messages),
+                "attr": None if field == "__all__" else field,
+            }
+            for field, field_errors in (
+                exc.error_dict.items() if hasattr(exc, "error_dict") else [("__all__", exc.error_list)]
+            )
+            for error in field_errors
+        ]
+        return Response(error_body("validation_error", errors), status=status.HTTP_400_BAD_REQUEST)
+    return None
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, PortalError):
         if exc.checks is not None:
@@ -54,6 +100,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             kind = "validation_error" if exc.status == 400 else "client_error"
             body = error_body(kind, [{"code": exc.code, "detail": exc.detail, "attr": exc.attr}])
         return Response(body, status=exc.status)
+    refusal = _django_refusal(exc)
+    if refusal is not None:
+        return refusal
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

@@ -1,18 +1,32 @@
-"""Rate limits per token and per user, counted in the shared cache (429 with Retry-After).
+"""Rate limits per token, per user and per address, counted in the shared cache (429 with Retry-After).
 
 A user's tokens share the user's budget, and each token also has its own, so one runaway
 integration cannot starve the user's other tokens or their browser session. A call is counted
 against both budgets only when both allow it: calls a token's own limit refuses cost its user
-nothing.
+nothing. Calls without credentials (the token endpoint) have a budget per client address, as
+requests_app.logins.client_address defines it: X-Forwarded-For counts only behind a configured
+proxy, so a client cannot get a fresh budget by claiming another address.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from rest_framework.throttling import AnonRateThrottle, BaseThrottle, SimpleRateThrottle
+from rest_framework import throttling
+from rest_framework.request import Request
+from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
+from requests_app import logins
 from requests_app.models import ApiToken
+
+
+class AnonRateThrottle(throttling.AnonRateThrottle):
+    """The budget of one client address, for calls without credentials (scope `anon`)."""
+
+    def get_ident(self, request: Request) -> str:
+        # DRF's own get_ident trusts any X-Forwarded-For unless NUM_PROXIES is set; the login
+        # lockout and this limit must agree on who the caller is.
+        return logins.client_address(request)
 
 
 class TokenRateThrottle(SimpleRateThrottle):

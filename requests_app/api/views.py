@@ -48,11 +48,18 @@ class IsAdmin(drf_permissions.BasePermission):
 
 @extend_schema(
     request=s.TokenRequestSerializer,
-    responses={200: s.TokenSerializer, 400: ERROR},
+    responses={200: s.TokenSerializer, 400: ERROR, 409: ERROR},
     auth=[],
     summary="Exchange a username and password for an API token",
+    description="The token replaces (revokes) your live token of the same `name` (default `login`), so "
+    "a client that logs in on every run holds one token; use distinct names for tokens that must "
+    "live side by side. 409 `token_limit_reached` past API_TOKENS_PER_USER live tokens; 429 "
+    "`login_throttled` after too many failed password checks for the user name or address.",
 )
 class ObtainTokenView(APIView):
+    """Every check here goes through the login throttle (logins.locked, then authenticate() with
+    ThrottledModelBackend), and the anonymous rate limit counts per client address."""
+
     authentication_classes: list[Any] = []
     permission_classes = [drf_permissions.AllowAny]
 
@@ -385,10 +392,7 @@ class AuditEventViewSet(viewsets.ReadOnlyModelViewSet):
     @extend_schema(summary="Verify the audit hash chain", responses={200: s.ChainReportSerializer})
     @action(detail=False, methods=["get"])
     def verify(self, request: Request) -> Response:
-        report = audit.verify_chain()
-        return Response(
-            {"ok": report.ok, "checked": report.checked, "first_broken": report.first_broken, "reason": report.reason}
-        )
+        return Response(audit.verify_chain().as_dict())
 
 
 class WebhookViewSet(
@@ -464,7 +468,7 @@ class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         summary="Create a named token; its key is in this answer only",
         request=s.ApiTokenSerializer,
         parameters=[IDEMPOTENCY_HEADER],
-        responses={201: s.ApiTokenCreatedSerializer, 400: ERROR},
+        responses={201: s.ApiTokenCreatedSerializer, 400: ERROR, 409: ERROR},
     )
     @idempotent
     def create(self, request: Request) -> Response:

@@ -6,6 +6,7 @@ is written once. Input is plain data (see `CheckInput`); the caller gathers it f
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -269,7 +270,16 @@ def _route_table_checks(data: CheckInput) -> list[CheckResult]:
         ("accepter_route_tables", data.accepter, data.accepter_route_tables),
     ):
         known = {rt.route_table_id for rt in vpc.route_tables}
-        missing = [rt for rt in chosen if rt not in known]
+        repeated = sorted(t for t, n in Counter(chosen).items() if n > 1)
+        if repeated:
+            results.append(
+                _fail(
+                    "duplicate_route_table",
+                    f"route table {', '.join(repeated)} is listed more than once for {vpc.label}",
+                    side,
+                )
+            )
+        missing = [rt for rt in dict.fromkeys(chosen) if rt not in known]
         if missing:
             results.append(
                 _fail(
@@ -291,7 +301,16 @@ def _destination_checks(data: CheckInput) -> list[CheckResult]:
         ("requester_destination_cidrs", data.accepter, data.requester_destination_cidrs),
         ("accepter_destination_cidrs", data.requester, data.accepter_destination_cidrs),
     ):
-        for destination in destinations or peer.cidrs:
+        repeated = sorted(d for d, n in Counter(destinations).items() if n > 1)
+        if repeated:
+            results.append(
+                _fail(
+                    "duplicate_destination",
+                    f"{', '.join(repeated)} is listed more than once; each destination gets one route per table",
+                    side,
+                )
+            )
+        for destination in dict.fromkeys(destinations or peer.cidrs):
             if not cidrs.is_valid(destination):
                 results.append(
                     _fail(
@@ -468,9 +487,7 @@ def _dns_check(req: VpcFacts, acc: VpcFacts) -> CheckResult:
     return _pass("dns_prerequisites", "DNS hostnames and support are enabled on both VPCs")
 
 
-def _quota_level(
-    code: str, used: int, limit: int, what: str, attr: str | None, *, beyond: str = ""
-) -> CheckResult:
+def _quota_level(code: str, used: int, limit: int, what: str, attr: str | None, *, beyond: str = "") -> CheckResult:
     detail = f"{what}: {used} of {limit} after this request"
     if used > limit:
         return _fail(

@@ -30,6 +30,16 @@ def parse(cidr: str) -> Network:
     return network
 
 
+def canonical(cidr: str) -> str:
+    """The one way the portal writes a block (`10.0.0.0/016` and ` 10.0.0.0/16 ` are `10.0.0.0/16`):
+    what it stores, compares and sends to AWS. Text that is not a block is returned as it is, for
+    the checks to refuse by name."""
+    try:
+        return str(parse(cidr))
+    except ValueError:
+        return cidr
+
+
 def is_valid(cidr: str) -> bool:
     try:
         parse(cidr)

@@ -90,8 +90,9 @@ def build_routes(
     route_table_ids: list[str],
     destinations: list[str],
 ) -> list[RouteSpec]:
+    # Each (table, destination) once, whatever the input repeats: AWS holds one route per pair.
     return [
         RouteSpec(side, account_id, region, table, destination)
-        for table in route_table_ids
-        for destination in destinations
+        for table in dict.fromkeys(route_table_ids)
+        for destination in dict.fromkeys(destinations)
     ]

@@ -15,4 +15,6 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"synced {report['account_id']}: {report['vpcs']} VPCs, {report['route_tables']} route tables"
             )
+        for line in result["history"]:
+            self.stdout.write(f"history: {line}")
         self.stdout.write(self.style.SUCCESS("Demo world ready."))
