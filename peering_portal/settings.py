@@ -52,6 +52,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "requests_app.middleware.ApiJsonErrorsMiddleware",
+    # After the JSON errors one, so its 400 is answered in the API's shape under /api/.
+    "requests_app.middleware.RefuseNullBytesMiddleware",
     "requests_app.middleware.RequestIdLoggingMiddleware",
     "requests_app.middleware.ContentSecurityPolicyMiddleware",
 ]

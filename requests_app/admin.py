@@ -72,7 +72,72 @@ def _changed_fields(obj: models.Model, message: Any) -> dict[str, Any]:
     }
 
 
-class AuditedAdmin(admin.ModelAdmin):
+# The largest primary key a database integer column holds: a larger one typed into a form is an
+# invalid choice, not a query (SQLite raises OverflowError on it).
+MAX_ID = 2**63 - 1
+
+
+class SafeJSONField(forms.JSONField):
+    """Django's JSON form field catches malformed JSON, but not JSON nested too deeply to parse
+    (in validation, and again when the form is shown back with its errors)."""
+
+    def to_python(self, value: Any) -> Any:
+        try:
+            return super().to_python(value)
+        except RecursionError:
+            raise forms.ValidationError("This JSON is nested too deeply.", code="invalid") from None
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        try:
+            return super().bound_data(data, initial)
+        except RecursionError:
+            return forms.fields.InvalidJSONInput(data)
+
+
+def _ids_in_range(values: Any) -> bool:
+    listed = values if isinstance(values, (list, tuple)) else [values]
+    return all(not str(v).strip().lstrip("-").isdigit() or abs(int(str(v).strip())) <= MAX_ID for v in listed)
+
+
+class SafeModelChoiceField(forms.ModelChoiceField):  # type: ignore[type-arg]
+    def to_python(self, value: Any) -> Any:
+        if not _ids_in_range(value):
+            raise forms.ValidationError(self.error_messages["invalid_choice"], code="invalid_choice")
+        return super().to_python(value)
+
+
+class SafeModelMultipleChoiceField(forms.ModelMultipleChoiceField):  # type: ignore[type-arg]
+    def _check_values(self, value: Any) -> Any:
+        if not _ids_in_range(list(value)):
+            raise forms.ValidationError(
+                self.error_messages["invalid_choice"], code="invalid_choice", params={"value": "…"}
+            )
+        return super()._check_values(value)
+
+
+class PortalAdmin(admin.ModelAdmin):
+    """What every admin page of the portal shares: input the admin itself would crash on is a form error."""
+
+    formfield_overrides = {models.JSONField: {"form_class": SafeJSONField}}
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Any], search_term: str) -> Any:
+        # No name, id or subject is this long, and SQLite refuses LIKE patterns past 50,000 bytes.
+        if len(search_term) > 200:
+            return queryset.none(), False
+        return super().get_search_results(request, queryset, search_term)
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Any:
+        # An empty `_to_field` (Django checks only a non-empty one) would look up a field named "".
+        return super().get_object(request, object_id, from_field or None)
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        return super().formfield_for_foreignkey(db_field, request, form_class=SafeModelChoiceField, **kwargs)
+
+    def formfield_for_manytomany(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        return super().formfield_for_manytomany(db_field, request, form_class=SafeModelMultipleChoiceField, **kwargs)
+
+
+class AuditedAdmin(PortalAdmin):
     """Each addition, change and deletion made in the admin is an audit event too."""
 
     def _audit(self, request: HttpRequest, action: str, obj: models.Model, fields: dict[str, Any]) -> None:
@@ -106,7 +171,7 @@ class AuditedAdmin(admin.ModelAdmin):
             super().delete_queryset(request, queryset)
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(PortalAdmin):
     """Read-only: every change goes through the use cases, so it is checked and audited."""
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -259,7 +324,7 @@ class WebhookForm(forms.ModelForm):
     """The API's fields, checked by the API's rules before the use case runs."""
 
     url = forms.URLField(max_length=2048, assume_scheme="https")
-    events = forms.JSONField(help_text='A list of event types, e.g. ["peering_request.*"] or ["*"].')
+    events = SafeJSONField(help_text='A list of event types, e.g. ["peering_request.*"] or ["*"].')
 
     class Meta:
         model = Webhook

@@ -8,6 +8,7 @@ from typing import Any
 from django import forms
 
 from requests_app import selectors, services
+from requests_app.fields import UtcDateTimeField
 
 
 def _split(value: str) -> list[str]:
@@ -108,10 +109,10 @@ class AuditFilterForm(forms.Form):
     request = forms.UUIDField(label="Request id", required=False)
     actor = forms.CharField(label="Who", required=False, max_length=150, help_text="user name, or worker / reconciler")
     action = forms.CharField(label="Action", required=False, max_length=64, help_text="e.g. request.approved")
-    since = forms.DateTimeField(
+    since = UtcDateTimeField(
         label="From (UTC)", required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
     )
-    until = forms.DateTimeField(
+    until = UtcDateTimeField(
         label="Until (UTC)", required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
     )
 

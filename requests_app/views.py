@@ -93,6 +93,9 @@ def metrics(request: HttpRequest) -> HttpResponse:
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
 
 
+MAX_SEARCH = 200  # characters of a search box
+
+
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     qs = selectors.requests_visible_to(request.user).filter(department_id__in=permissions.department_ids(request.user))
@@ -100,7 +103,11 @@ def home(request: HttpRequest) -> HttpResponse:
     if status in {s.value for s in Status}:
         qs = qs.filter(status=status)
     query = request.GET.get("q", "").strip()
-    if query:
+    if len(query) > MAX_SEARCH:
+        # Longer than any name or ticket; SQLite also refuses LIKE patterns past 50,000 bytes.
+        messages.error(request, f"Search for at most {MAX_SEARCH} characters.")
+        qs = qs.none()
+    elif query:
         qs = qs.filter(
             Q(external_ref__icontains=query)
             | Q(requester_vpc__name__icontains=query)

@@ -108,7 +108,7 @@ def test_an_account_whose_role_names_another_account_is_a_400_with_a_code(world:
 
 
 # --- 7. the comment, one validation for the API and the pages ------------------------------------
-BAD_COMMENTS = {"nul": "looks fine\x00then not", "huge": "x" * 200_000}
+BAD_COMMENTS = {"nul": "looks fine\x00then not", "bell": "ring\x07", "huge": "x" * 200_000}
 
 
 @pytest.mark.parametrize("kind", sorted(BAD_COMMENTS))
@@ -122,7 +122,10 @@ def test_a_bad_comment_is_refused_by_the_page_as_by_the_api(world: dict[str, Any
     page = post_form(page_as(world["nina"]), f"/requests/{request.pk}/{action}/", {"comment": comment})
 
     assert api.status_code == 400
-    assert page.status_code == 302 and any(m.startswith(f"Could not {action}: comment") for m in flash(page))
+    if kind == "nul":  # refused at the door: no form post with a NUL byte reaches a view
+        assert page.status_code == 400
+    else:
+        assert page.status_code == 302 and any(m.startswith(f"Could not {action}: comment") for m in flash(page))
     request.refresh_from_db()
     assert (request.status, request.decision_comment) == (Status.PENDING_APPROVAL, "")
     assert AuditEvent.objects.count() == events  # nothing stored, not even in the audit message
@@ -131,7 +134,7 @@ def test_a_bad_comment_is_refused_by_the_page_as_by_the_api(world: dict[str, Any
 def test_the_page_refuses_a_bad_comment_on_cancel_and_decommission_too(world: dict[str, Any]) -> None:
     request = pending(world)
     fiona = page_as(world["fiona"])
-    refused = post_form(fiona, f"/requests/{request.pk}/cancel/", {"comment": "bye\x00"})
+    refused = post_form(fiona, f"/requests/{request.pk}/cancel/", {"comment": "bye\x1b[31m"})
     assert any("control character" in m for m in flash(refused))
     PeeringRequest.objects.filter(pk=request.pk).update(status=Status.ACTIVE)
     refused = post_form(fiona, f"/requests/{request.pk}/decommission/", {"comment": "y" * 4001})
@@ -149,8 +152,11 @@ def test_a_ticket_reference_with_a_line_break_is_refused_everywhere(world: dict[
     assert api.json()["errors"][0]["code"] in {"invalid_external_ref", "null_characters_not_allowed"}
 
     page = post_form(page_as(world["fiona"]), "/requests/new/", {**body, "submit": "1"})
-    assert page.status_code == 200  # the form again, with the refusal
-    assert "The request was not filed" in page.content.decode() or "Null characters" in page.content.decode()
+    if "\x00" in ref:
+        assert page.status_code == 400  # refused at the door
+    else:
+        assert page.status_code == 200  # the form again, with the refusal
+        assert "The request was not filed" in page.content.decode()
     assert PeeringRequest.objects.count() == 0 and Notification.objects.count() == 0
 
 

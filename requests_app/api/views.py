@@ -21,6 +21,7 @@ from requests_app.api.errors import error_body
 from requests_app.api.idempotency import idempotent
 from requests_app.api.schema import ERROR
 from requests_app.domain.status import Status
+from requests_app.fields import UtcIsoDateTimeField
 from requests_app.models import (
     ApiToken,
     AuditEvent,
@@ -31,6 +32,11 @@ from requests_app.models import (
     Webhook,
     WebhookDelivery,
 )
+
+
+class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):  # type: ignore[misc]
+    field_class = UtcIsoDateTimeField
+
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",
@@ -104,7 +110,7 @@ class VpcFilter(django_filters.FilterSet):
     department = django_filters.CharFilter(field_name="account__department__slug")
     region = django_filters.CharFilter()
     is_services_vpc = django_filters.BooleanFilter()
-    name = django_filters.CharFilter(lookup_expr="icontains")
+    name = django_filters.CharFilter(lookup_expr="icontains", max_length=255)
 
     class Meta:
         model = Vpc
@@ -222,7 +228,7 @@ class PeeringRequestFilter(django_filters.FilterSet):
     external_ref = django_filters.CharFilter()
     requester_vpc = django_filters.CharFilter(field_name="requester_vpc__vpc_id")
     accepter_vpc = django_filters.CharFilter(field_name="accepter_vpc__vpc_id")
-    updated_after = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gt")
+    updated_after = UtcIsoDateTimeFilter(field_name="updated_at", lookup_expr="gt")
 
     class Meta:
         model = PeeringRequest
@@ -372,8 +378,8 @@ class AuditEventFilter(django_filters.FilterSet):
     request = django_filters.UUIDFilter(field_name="request_id")
     action = django_filters.CharFilter()
     actor = django_filters.CharFilter(field_name="actor_label")
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = AuditEvent
