@@ -46,6 +46,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from requests_app.integrations import tokens
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import seed_history as seed
@@ -141,8 +143,20 @@ def server_env(var_dir: Path) -> dict[str, str]:
 def start_server(port: int, workers: int, threads: int, var_dir: Path) -> tuple[subprocess.Popen[bytes], Path]:
     log = var_dir / "gunicorn.log"
     command = [
-        sys.executable, "-m", "gunicorn", "peering_portal.wsgi:application", "--bind", f"127.0.0.1:{port}",
-        "--workers", str(workers), "--threads", str(threads), "--chdir", str(ROOT), "--log-level", "warning",
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "peering_portal.wsgi:application",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "--threads",
+        str(threads),
+        "--chdir",
+        str(ROOT),
+        "--log-level",
+        "warning",
     ]
     with log.open("wb") as out:
         process = subprocess.Popen(command, cwd=ROOT, env=server_env(var_dir), stdout=out, stderr=subprocess.STDOUT)
@@ -157,7 +171,9 @@ def wait_ready(url: str, token: str, process: subprocess.Popen[bytes], log: Path
         if process.poll() is not None:
             raise SystemExit(f"gunicorn exited ({process.returncode}):\n{log.read_text()[-3000:]}")
         try:
-            response = requests.get(url + "/bare/requests/?limit=1", headers={"Authorization": f"Token {token}"}, timeout=5)
+            response = requests.get(
+                url + "/bare/requests/?limit=1", headers={"Authorization": f"Token {token}"}, timeout=5
+            )
             if response.status_code == 200:
                 return
         except requests.RequestException:
@@ -198,7 +214,9 @@ def check_answers(session: Any, url: str, request_id: str, requests_total: int, 
         portal = session.get(url + path_of(f"portal {kind}", request_id), timeout=60)
         bare = session.get(url + path_of(f"bare {kind}", request_id), timeout=60)
         if portal.status_code != 200 or bare.status_code != 200:
-            raise SystemExit(f"{kind}: portal answered {portal.status_code}, bare {bare.status_code}: {portal.text[:300]}")
+            raise SystemExit(
+                f"{kind}: portal answered {portal.status_code}, bare {bare.status_code}: {portal.text[:300]}"
+            )
         p, b = portal.json(), bare.json()
         if p["count"] != expected_count:
             print(f"warning: the portal's {kind} counts {p['count']} rows, not {expected_count}", file=sys.stderr)
@@ -303,7 +321,6 @@ def main(argv: list[str] | None = None) -> int:
         from django.contrib.auth import get_user_model
         from django.db import connections
 
-        from requests_app import tokens
         from requests_app.models import PeeringRequest
 
         seed.ensure(args.database, shape, reuse=args.reuse)
@@ -327,9 +344,22 @@ def main(argv: list[str] | None = None) -> int:
             ids_file = var_dir / "ids.json"
             ids_file.write_text(json.dumps(ids))
             load = subprocess.Popen(
-                [sys.executable, __file__, "--load-generator", "--url", url, "--ids-file", str(ids_file),
-                 "--load-threads", str(args.load_threads)],
-                cwd=ROOT, env={**os.environ, TOKEN_ENV: key}, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                [
+                    sys.executable,
+                    __file__,
+                    "--load-generator",
+                    "--url",
+                    url,
+                    "--ids-file",
+                    str(ids_file),
+                    "--load-threads",
+                    str(args.load_threads),
+                ],
+                cwd=ROOT,
+                env={**os.environ, TOKEN_ENV: key},
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
             )
             time.sleep(1)  # let the load reach the server before the warm-up
         start = time.perf_counter()
@@ -351,9 +381,7 @@ def main(argv: list[str] | None = None) -> int:
         connections.close_all()
         shutil.rmtree(var_dir, ignore_errors=True)
 
-    rows = [
-        Row(e, statistics.median(t), p95(t), queries[e][0], queries[e][1] / 1024) for e, t in timings.items()
-    ]
+    rows = [Row(e, statistics.median(t), p95(t), queries[e][0], queries[e][1] / 1024) for e, t in timings.items()]
     report(
         [
             f"API under history on {database}",

@@ -57,7 +57,9 @@ class BareRequestList(generics.ListAPIView):
     permission_classes = [permissions.IsAuthenticated]
     filter_backends: list[Any] = []
     queryset = (
-        PeeringRequest.objects.select_related("requester_vpc", "accepter_vpc", "requested_by", "decided_by", "department")
+        PeeringRequest.objects.select_related(
+            "requester_vpc", "accepter_vpc", "requested_by", "decided_by", "department"
+        )
         .prefetch_related("steps")
         .order_by("-created_at", "-pk")
     )

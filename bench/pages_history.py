@@ -39,6 +39,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from requests_app.peering import permissions
+from requests_app.peering import selectors as peering_selectors
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import seed_history as seed
@@ -73,14 +76,15 @@ def contents() -> dict[str, str]:
     """What each page holds at this size (read outside the timings)."""
     from django.contrib.auth import get_user_model
 
-    from requests_app import permissions, selectors
-    from requests_app.topology import topology_for
+    from requests_app.web.topology import topology_for
 
     users = get_user_model().objects
     requester = users.get(username=seed.CAST.requester)
     approver = users.get(username=seed.CAST.approver)
-    mine = selectors.requests_visible_to(requester).filter(department_id__in=permissions.department_ids(requester))
-    queue = selectors.approval_queue_for(approver).count()
+    mine = peering_selectors.requests_visible_to(requester).filter(
+        department_id__in=permissions.department_ids(requester)
+    )
+    queue = peering_selectors.approval_queue_for(approver).count()
     picture = topology_for(requester)
     return {
         "dashboard": f"{min(50, mine.count())} rows of {mine.count()}",

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 if TYPE_CHECKING:
-    from requests_app.services import Evaluation, PeeringDraft
+    from requests_app.peering.preflight import Evaluation, PeeringDraft
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DATABASE = "bench_preflight"
@@ -428,7 +428,7 @@ class Measurement:
 
 
 def drafts(subjects: Subjects) -> dict[str, PeeringDraft]:
-    from requests_app.services import PeeringDraft
+    from requests_app.peering.preflight import PeeringDraft
 
     return {
         "plain": PeeringDraft(requester_vpc=subjects.requester_vpc, accepter_vpc=subjects.accepter_vpc),
@@ -443,7 +443,7 @@ def drafts(subjects: Subjects) -> dict[str, PeeringDraft]:
 
 
 def evaluate(draft: PeeringDraft, department_ids: frozenset[int]) -> Evaluation:
-    from requests_app.services import peering_request_evaluate
+    from requests_app.peering.preflight import peering_request_evaluate
 
     return peering_request_evaluate(draft=draft, department_ids=set(department_ids))
 

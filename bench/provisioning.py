@@ -93,7 +93,7 @@ def wait_status(request_id: str, *, poll: float = POLL_SECONDS) -> str:
 def portal_peering(request_id: str, approver: object, trace: w.TraceReader) -> tuple[float, float, float, list[dict]]:
     """Approve and wait for `active`: (ms approve took, ms to active, wall time approve returned, calls)."""
     from requests_app.models import PeeringRequest
-    from requests_app.services import peering_request_approve
+    from requests_app.peering.services import peering_request_approve
 
     trace.read_new()
     start = time.perf_counter()
@@ -114,8 +114,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=1, help="uncounted peerings per side first (default 1)")
     parser.add_argument("--embedded", action="store_true", help="SQLite + filesystem broker (measures the poll)")
     parser.add_argument("--profile", action="store_true", help="run the worker under cProfile and print the profile")
-    parser.add_argument("--timers", action="store_true",
-                        help="time the portal's parts inside the worker (cheap wrappers) and print them")
+    parser.add_argument(
+        "--timers",
+        action="store_true",
+        help="time the portal's parts inside the worker (cheap wrappers) and print them",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the database at the end")
     args = parser.parse_args(argv)
     if args.peerings < 2 or args.warmup < 0 or args.peerings + args.warmup > 48:
@@ -145,13 +148,22 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         database, specs, _portal_world, bare_world, portal, bare = w.prepare_worlds(backend, layout, processes)
-        w.start_workers(processes, ["w1"], w.worker_environment(trace_path), profile_dir=profile_dir,
-                        profile_skip=args.warmup, timers=timers)
+        w.start_workers(
+            processes,
+            ["w1"],
+            w.worker_environment(trace_path),
+            profile_dir=profile_dir,
+            profile_skip=args.warmup,
+            timers=timers,
+        )
         trace = w.TraceReader(trace_path)
         meter = w.CpuMeter(processes)
         w.wait_notifications_sent()  # the emails of the filed requests
-        print(f"{database}: {backend.describe()}; world: {layout.describe()}; "
-              f"set up in {time.perf_counter() - started:.1f} s", flush=True)
+        print(
+            f"{database}: {backend.describe()}; world: {layout.describe()}; "
+            f"set up in {time.perf_counter() - started:.1f} s",
+            flush=True,
+        )
 
         for i in range(total):
             request_id, pair = portal.request_ids[i], bare_world.pairs[i]
@@ -181,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
                         print(f"warm-up peering: portal {elapsed:.0f} ms, {len(lines)} EC2 calls", flush=True)
                     w.wait_notifications_sent()  # and the task's tail: the 'active' email
                 if measured:
-                    spent = (portal_side if side == "portal" else bare_side)
+                    spent = portal_side if side == "portal" else bare_side
                     spent.wall += time.perf_counter() - wall_before
                     for name, seconds in w.CpuMeter.spent(cpu_before, meter.snapshot()).items():
                         spent.cpu[name] += seconds
@@ -190,8 +202,9 @@ def main(argv: list[str] | None = None) -> int:
         processes.stop_named(["w1"])  # its logs, timers and profile are complete once it has stopped
 
         lines_by_request = w.timelines(measured_ids)
-        phase_rows = [w.phases(lines_by_request[r], approved_at[r], seen_at[r]) for r in measured_ids
-                      if r in lines_by_request]
+        phase_rows = [
+            w.phases(lines_by_request[r], approved_at[r], seen_at[r]) for r in measured_ids if r in lines_by_request
+        ]
         peaks = w.peak_rates(w.read_trace(trace_path), specs)
     finally:
         processes.stop_all()
@@ -224,16 +237,24 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report(
-    args: argparse.Namespace, portal: Side, bare: Side, approve_ms: list[float], phase_rows: list[dict[str, float]],
-    bare_runner: w.Bare, peaks: list[w.BucketPeak],
+    args: argparse.Namespace,
+    portal: Side,
+    bare: Side,
+    approve_ms: list[float],
+    phase_rows: list[dict[str, float]],
+    bare_runner: w.Bare,
+    peaks: list[w.BucketPeak],
 ) -> None:
     n = len(portal.latencies_ms)
-    print(f"\n{n} peerings per side, one at a time ({'SQLite + filesystem broker' if args.embedded else 'PostgreSQL + Redis'})")
+    print(
+        f"\n{n} peerings per side, one at a time ({'SQLite + filesystem broker' if args.embedded else 'PostgreSQL + Redis'})"
+    )
     print(f"{'':<8} {'median ms':>9} {'p95 ms':>8} {'min ms':>8} {'max ms':>8} {'EC2 calls/peering':>18}")
     for name, side in (("bare", bare), ("portal", portal)):
         lat = side.latencies_ms
-        calls = f"{w.median(side.calls):.0f}" + ("" if min(side.calls) == max(side.calls) else
-                                                 f" ({min(side.calls)}-{max(side.calls)})")
+        calls = f"{w.median(side.calls):.0f}" + (
+            "" if min(side.calls) == max(side.calls) else f" ({min(side.calls)}-{max(side.calls)})"
+        )
         print(f"{name:<8} {w.median(lat):>9.1f} {w.p95(lat):>8.1f} {min(lat):>8.1f} {max(lat):>8.1f} {calls:>18}")
     print(f"(approve itself, before the clock starts: median {w.median(approve_ms):.1f} ms)")
     print("\nEC2 calls per peering by operation:")
@@ -242,18 +263,24 @@ def report(
         print(f"  {op:<36} bare {bare_ops.get(op, 0):>4.1f}   portal {portal.operations[op] / n:>4.1f}")
 
     per_call = {_camel(op): w.median(ms) for op, ms in bare_runner.durations.items()}
-    print("\nsandbox latency per call, timed by the bare script (median ms): "
-          + ", ".join(f"{op} {ms:.1f}" for op, ms in per_call.items()))
+    print(
+        "\nsandbox latency per call, timed by the bare script (median ms): "
+        + ", ".join(f"{op} {ms:.1f}" for op, ms in per_call.items())
+    )
     estimate = w.estimated_aws_ms(Counter({op: k / n for op, k in portal.operations.items()}), per_call)
     if estimate is not None:
-        print(f"portal's {sum(portal.operations.values()) / n:.0f} calls at those latencies: ~{estimate:.0f} ms of its "
-              f"{w.median(portal.latencies_ms):.0f} ms median; the other ~{w.median(portal.latencies_ms) - estimate:.0f} ms "
-              "is the portal's own work and waiting")
+        print(
+            f"portal's {sum(portal.operations.values()) / n:.0f} calls at those latencies: ~{estimate:.0f} ms of its "
+            f"{w.median(portal.latencies_ms):.0f} ms median; the other ~{w.median(portal.latencies_ms) - estimate:.0f} ms "
+            "is the portal's own work and waiting"
+        )
     w.print_phases(phase_rows)
     if peaks:
         busiest = max(peaks, key=lambda p: p.peak_1s)
-        print(f"\nbusiest EC2 bucket: {busiest.account_id} {busiest.kind}: {busiest.peak_1s} calls in one second "
-              f"(bucket allows {busiest.limit_1s or 0:.0f})")
+        print(
+            f"\nbusiest EC2 bucket: {busiest.account_id} {busiest.kind}: {busiest.peak_1s} calls in one second "
+            f"(bucket allows {busiest.limit_1s or 0:.0f})"
+        )
 
 
 def _camel(snake: str) -> str:

@@ -83,9 +83,19 @@ DECIDED = frozenset({"approved", "provisioning", "active", "rejected", "failed",
 PROVISIONED = frozenset({"provisioning", "active", "failed", "decommissioning", "decommissioned"})
 WITH_CONNECTION = frozenset({"active", "decommissioning", "decommissioned"})
 CHECK_CODES = (
-    "requester_vpc", "accepter_vpc", "vpc_ownership", "accepter_owner", "same_vpc", "duplicate_peering",
-    "cidr_overlap", "requester_route_tables", "accepter_route_tables", "requester_destination_cidrs",
-    "accepter_destination_cidrs", "support", "inventory_stale",
+    "requester_vpc",
+    "accepter_vpc",
+    "vpc_ownership",
+    "accepter_owner",
+    "same_vpc",
+    "duplicate_peering",
+    "cidr_overlap",
+    "requester_route_tables",
+    "accepter_route_tables",
+    "requester_destination_cidrs",
+    "accepter_destination_cidrs",
+    "support",
+    "inventory_stale",
 )
 
 
@@ -310,8 +320,12 @@ def _inventory(shape: Shape, rng: random.Random) -> _World:
         number = f"{200_000_000_000 + a}"
         account_rows.append(
             AwsAccount(
-                account_id=number, name=name, department=department,
-                role_arn=f"arn:aws:iam::{number}:role/PeeringPortalRole", regions=list(REGIONS), last_synced_at=now,
+                account_id=number,
+                name=name,
+                department=department,
+                role_arn=f"arn:aws:iam::{number}:role/PeeringPortalRole",
+                regions=list(REGIONS),
+                last_synced_at=now,
             )
         )
     accounts = AwsAccount.objects.bulk_create(account_rows, batch_size=BATCH_SIZE)
@@ -330,8 +344,14 @@ def _inventory(shape: Shape, rng: random.Random) -> _World:
         department_of[v] = account.department
         vpc_rows.append(
             Vpc(
-                vpc_id=vpc_id(v), account=account, region=REGIONS[(v if v < n_hubs else v // VPCS_PER_ACCOUNT) % 3],
-                name=name, is_services_vpc=v < n_hubs, dns_hostnames=True, dns_support=True, synced_at=now,
+                vpc_id=vpc_id(v),
+                account=account,
+                region=REGIONS[(v if v < n_hubs else v // VPCS_PER_ACCOUNT) % 3],
+                name=name,
+                is_services_vpc=v < n_hubs,
+                dns_hostnames=True,
+                dns_support=True,
+                synced_at=now,
             )
         )
     vpcs = Vpc.objects.bulk_create(vpc_rows, batch_size=BATCH_SIZE)
@@ -350,8 +370,11 @@ def _inventory(shape: Shape, rng: random.Random) -> _World:
             ]
             table_rows.append(
                 RouteTable(
-                    route_table_id=f"rtb-{v * 2 + t:017x}", vpc=vpc, name="main" if t == 0 else "private",
-                    is_main=t == 0, routes=routes,
+                    route_table_id=f"rtb-{v * 2 + t:017x}",
+                    vpc=vpc,
+                    name="main" if t == 0 else "private",
+                    is_main=t == 0,
+                    routes=routes,
                 )
             )
     VpcCidr.objects.bulk_create(cidr_rows, batch_size=BATCH_SIZE)
@@ -384,8 +407,9 @@ def _inventory(shape: Shape, rng: random.Random) -> _World:
     Vpc.owners.through.objects.bulk_create(
         [Vpc.owners.through(vpc_id=vpcs[v].pk, user_id=u.pk) for v, u in owners], batch_size=BATCH_SIZE
     )
-    return _World(now, departments, accounts, vpcs, hub_indexes, spoke_indexes, owned_spokes, department_of, users,
-                  requester_of)
+    return _World(
+        now, departments, accounts, vpcs, hub_indexes, spoke_indexes, owned_spokes, department_of, users, requester_of
+    )
 
 
 def _checks(rng: random.Random, a: Any, b: Any) -> list[dict[str, Any]]:
@@ -393,7 +417,8 @@ def _checks(rng: random.Random, a: Any, b: Any) -> list[dict[str, Any]]:
     for code in CHECK_CODES:
         status = "warn" if code == "inventory_stale" and rng.random() < 0.2 else "pass"
         detail = (
-            f"the inventory of {a.vpc_id} was read more than a day ago" if status == "warn"
+            f"the inventory of {a.vpc_id} was read more than a day ago"
+            if status == "warn"
             else f"{code.replace('_', ' ')}: {a.vpc_id} and {b.vpc_id} are fine"
         )
         out.append({"code": code, "status": status, "detail": detail, "attr": None})
@@ -403,19 +428,32 @@ def _checks(rng: random.Random, a: Any, b: Any) -> list[dict[str, Any]]:
 def _plan(a: Any, b: Any) -> list[dict[str, Any]]:
     acc_a, acc_b = a.account.account_id, b.account.account_id
     plan: list[dict[str, Any]] = [
-        {"operation": "CreateVpcPeeringConnection", "account_id": acc_a, "region": a.region,
-         "parameters": {"VpcId": a.vpc_id, "PeerVpcId": b.vpc_id, "PeerOwnerId": acc_b, "PeerRegion": b.region},
-         "detail": f"{a.vpc_id} → {b.vpc_id} (owner {acc_b}, {b.region})"},
-        {"operation": "AcceptVpcPeeringConnection", "account_id": acc_b, "region": b.region, "parameters": {},
-         "detail": f"as account {acc_b} in {b.region}"},
+        {
+            "operation": "CreateVpcPeeringConnection",
+            "account_id": acc_a,
+            "region": a.region,
+            "parameters": {"VpcId": a.vpc_id, "PeerVpcId": b.vpc_id, "PeerOwnerId": acc_b, "PeerRegion": b.region},
+            "detail": f"{a.vpc_id} → {b.vpc_id} (owner {acc_b}, {b.region})",
+        },
+        {
+            "operation": "AcceptVpcPeeringConnection",
+            "account_id": acc_b,
+            "region": b.region,
+            "parameters": {},
+            "detail": f"as account {acc_b} in {b.region}",
+        },
     ]
     for side, vpc, peer in (("requester", a, b), ("accepter", b, a)):
         for block in vpc_blocks_of(peer):
             table = f"rtb-{index_of(vpc) * 2:017x}"
             plan.append(
-                {"operation": "CreateRoute", "account_id": vpc.account.account_id, "region": vpc.region,
-                 "parameters": {"RouteTableId": table, "DestinationCidrBlock": block},
-                 "detail": f"{side} table {table}: {block} via the peering"}
+                {
+                    "operation": "CreateRoute",
+                    "account_id": vpc.account.account_id,
+                    "region": vpc.region,
+                    "parameters": {"RouteTableId": table, "DestinationCidrBlock": block},
+                    "detail": f"{side} table {table}: {block} via the peering",
+                }
             )
     return plan
 
@@ -464,29 +502,43 @@ def _requests(shape: Shape, world: _World, rng: random.Random) -> tuple[list[Any
             drift = {"findings": [{"code": "route_missing", "detail": f"route to {vpc_blocks_of(vb)[0]} is missing"}]}
         request = PeeringRequest(
             id=uuid.UUID(int=rng.getrandbits(128), version=4),
-            status=status, requester_vpc=va, accepter_vpc=vb, pair_key=key,
-            requester_route_tables=[f"rtb-{a * 2:017x}"], accepter_route_tables=[f"rtb-{b * 2:017x}"],
-            requester_destination_cidrs=vpc_blocks(b), accepter_destination_cidrs=vpc_blocks(a),
+            status=status,
+            requester_vpc=va,
+            accepter_vpc=vb,
+            pair_key=key,
+            requester_route_tables=[f"rtb-{a * 2:017x}"],
+            accepter_route_tables=[f"rtb-{b * 2:017x}"],
+            requester_destination_cidrs=vpc_blocks(b),
+            accepter_destination_cidrs=vpc_blocks(a),
             allow_dns_resolution=rng.random() < 0.3,
             justification=f"Workload {va.name} needs {vb.name} (directory, logging and the proxy); ticket CHG-{i:06d}.",
-            external_ref=f"CHG-{i:06d}", requested_by=world.requester_of[department.pk], department=department,
+            external_ref=f"CHG-{i:06d}",
+            requested_by=world.requester_of[department.pk],
+            department=department,
             decided_by=(approver if b in world.hub_indexes else spoke_owner) if decided else None,
             decided_at=created + timedelta(hours=rng.randrange(1, 48)) if decided else None,
             decision_comment="not without a firewall review" if status == "rejected" else "",
             aws_peering_connection_id=connection,
             failure_reason="CreateRoute: RouteAlreadyExists" if status == "failed" else "",
             failed_operation="provision" if status == "failed" else "",
-            checks=_checks(rng, va, vb), plan=plan, drift=drift,
-            created_at=created, updated_at=created + timedelta(days=rng.randrange(0, 30)),
+            checks=_checks(rng, va, vb),
+            plan=plan,
+            drift=drift,
+            created_at=created,
+            updated_at=created + timedelta(days=rng.randrange(0, 30)),
         )
         rows.append(request)
         if status in PROVISIONED:
             for n, op in enumerate(plan):
                 steps.append(
                     ProvisioningStep(
-                        request=request, name=f"{op['operation']} {n}", position=n,
+                        request=request,
+                        name=f"{op['operation']} {n}",
+                        position=n,
                         state="failed" if status == "failed" and n == len(plan) - 1 else "done",
-                        attempts=1, aws_id=connection, outcome="ok",
+                        attempts=1,
+                        aws_id=connection,
+                        outcome="ok",
                         started_at=created + timedelta(hours=50, seconds=n),
                         finished_at=created + timedelta(hours=50, seconds=n + 1),
                     )
@@ -494,9 +546,14 @@ def _requests(shape: Shape, world: _World, rng: random.Random) -> tuple[list[Any
         if status == "active":
             observed.append(
                 ObservedPeering(
-                    connection_id=connection, requester_vpc_id=va.vpc_id, accepter_vpc_id=vb.vpc_id,
-                    requester_account_id=va.account.account_id, accepter_account_id=vb.account.account_id,
-                    status="active", portal_request_id=str(request.pk), seen_at=world.now,
+                    connection_id=connection,
+                    requester_vpc_id=va.vpc_id,
+                    accepter_vpc_id=vb.vpc_id,
+                    requester_account_id=va.account.account_id,
+                    accepter_account_id=vb.account.account_id,
+                    status="active",
+                    portal_request_id=str(request.pk),
+                    seen_at=world.now,
                 )
             )
     return rows, steps, observed
@@ -507,18 +564,32 @@ _TRANSITIONS = {
     "pending_approval": [],
     "approved": [("request.approved", "approved")],
     "provisioning": [("request.approved", "approved"), ("provisioning.started", "provisioning")],
-    "active": [("request.approved", "approved"), ("provisioning.started", "provisioning"),
-               ("provisioning.completed", "active")],
+    "active": [
+        ("request.approved", "approved"),
+        ("provisioning.started", "provisioning"),
+        ("provisioning.completed", "active"),
+    ],
     "rejected": [("request.rejected", "rejected")],
     "cancelled": [("request.cancelled", "cancelled")],
     "expired": [("request.expired", "expired")],
-    "failed": [("request.approved", "approved"), ("provisioning.started", "provisioning"),
-               ("provisioning.failed", "failed")],
-    "decommissioning": [("request.approved", "approved"), ("provisioning.started", "provisioning"),
-                        ("provisioning.completed", "active"), ("request.decommission_requested", "decommissioning")],
-    "decommissioned": [("request.approved", "approved"), ("provisioning.started", "provisioning"),
-                       ("provisioning.completed", "active"), ("request.decommission_requested", "decommissioning"),
-                       ("decommissioning.completed", "decommissioned")],
+    "failed": [
+        ("request.approved", "approved"),
+        ("provisioning.started", "provisioning"),
+        ("provisioning.failed", "failed"),
+    ],
+    "decommissioning": [
+        ("request.approved", "approved"),
+        ("provisioning.started", "provisioning"),
+        ("provisioning.completed", "active"),
+        ("request.decommission_requested", "decommissioning"),
+    ],
+    "decommissioned": [
+        ("request.approved", "approved"),
+        ("provisioning.started", "provisioning"),
+        ("provisioning.completed", "active"),
+        ("request.decommission_requested", "decommissioning"),
+        ("decommissioning.completed", "decommissioned"),
+    ],
 }
 
 
@@ -538,8 +609,11 @@ def _events(shape: Shape, requests: list[Any], world: _World) -> Iterator[Any]:
                 action, to_status = history[k]
                 actor = request.requested_by if k == 0 or action == "request.cancelled" else request.decided_by
                 fields = {
-                    "action": action, "from_status": status, "to_status": to_status,
-                    "actor": actor, "actor_label": actor.username if actor else "system",
+                    "action": action,
+                    "from_status": status,
+                    "to_status": to_status,
+                    "actor": actor,
+                    "actor_label": actor.username if actor else "system",
                     "message": f"{status or 'new'} → {to_status}",
                     "data": {"external_ref": request.external_ref, "checks": request.checks} if k == 0 else {},
                 }
@@ -547,9 +621,15 @@ def _events(shape: Shape, requests: list[Any], world: _World) -> Iterator[Any]:
             else:
                 op = plan[k % len(plan)]
                 fields = {
-                    "action": "aws.call", "operation": op["operation"], "account_id": op["account_id"],
-                    "region": op["region"], "result": "ok", "actor": None, "actor_label": "worker",
-                    "message": op["detail"], "data": {"parameters": op["parameters"]},
+                    "action": "aws.call",
+                    "operation": op["operation"],
+                    "account_id": op["account_id"],
+                    "region": op["region"],
+                    "result": "ok",
+                    "actor": None,
+                    "actor_label": "worker",
+                    "message": op["detail"],
+                    "data": {"parameters": op["parameters"]},
                 }
             yield AuditEvent(request=request, created_at=at, prev_hash=previous, hash=digest, **fields)
             previous = digest
@@ -593,8 +673,12 @@ def build(shape: Shape, seed: int = SEED) -> dict[str, int]:
         statuses[r.status] = statuses.get(r.status, 0) + 1
     live = sum(n for s, n in statuses.items() if s in LIVE)
     return {
-        "VPCs": len(world.vpcs), "requests": len(requests), "live": live,
-        "pending": statuses.get("pending_approval", 0), "steps": len(steps), "audit events": events,
+        "VPCs": len(world.vpcs),
+        "requests": len(requests),
+        "live": live,
+        "pending": statuses.get("pending_approval", 0),
+        "steps": len(steps),
+        "audit events": events,
     }
 
 

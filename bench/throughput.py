@@ -72,7 +72,7 @@ def approve_all(request_ids: list[str], approver: object) -> tuple[float, float]
     the commit that sends their tasks)."""
     from django.db import transaction
 
-    from requests_app.services import peering_request_approve
+    from requests_app.peering.services import peering_request_approve
 
     start = time.perf_counter()
     with transaction.atomic():
@@ -133,10 +133,14 @@ def verify(world: w.World, request_ids: list[str], trace: list[dict]) -> list[st
     problems += [f"{len(p)} VPCs {sorted(p)} have {n} connections" for p, n in by_pair.items() if n > 1]
     ids_by_tag = {
         next(t["Value"] for t in c.get("Tags", []) if t["Key"] == settings.PEERING_TAG_KEY): c["VpcPeeringConnectionId"]
-        for c in live if any(t["Key"] == settings.PEERING_TAG_KEY for t in c.get("Tags", []))
+        for c in live
+        if any(t["Key"] == settings.PEERING_TAG_KEY for t in c.get("Tags", []))
     }
-    problems += [f"request {r} recorded {recorded[r]}, AWS has {ids_by_tag.get(r)}" for r in request_ids
-                 if recorded.get(r) != ids_by_tag.get(r)]
+    problems += [
+        f"request {r} recorded {recorded[r]}, AWS has {ids_by_tag.get(r)}"
+        for r in request_ids
+        if recorded.get(r) != ids_by_tag.get(r)
+    ]
 
     peering_routes = 0
     for table in tables.values():
@@ -147,8 +151,11 @@ def verify(world: w.World, request_ids: list[str], trace: list[dict]) -> list[st
         connection_id = recorded.get(request_id)
         for vpc, peer in ((pair.spoke, pair.hub), (pair.hub, pair.spoke)):
             for table_id in vpc.route_tables:
-                targets = [r.get("VpcPeeringConnectionId") for r in tables[table_id]["Routes"]
-                           if r.get("DestinationCidrBlock") == peer.cidr]
+                targets = [
+                    r.get("VpcPeeringConnectionId")
+                    for r in tables[table_id]["Routes"]
+                    if r.get("DestinationCidrBlock") == peer.cidr
+                ]
                 if targets != [connection_id]:
                     problems.append(f"{table_id} routes {peer.cidr} to {targets}, not [{connection_id}]")
     expected_routes = 4 * len(request_ids)
@@ -189,8 +196,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    layout = w.Layout(peerings=args.peerings, hubs=args.hubs, hub_accounts=args.hub_accounts,
-                      spoke_accounts=args.spoke_accounts)
+    layout = w.Layout(
+        peerings=args.peerings, hubs=args.hubs, hub_accounts=args.hub_accounts, spoke_accounts=args.spoke_accounts
+    )
     layout.check(approved_at_once=args.peerings)
     w.install_signal_handlers()
     backend = w.prepare_environment(VAR_DIR, DATABASE, embedded=args.embedded)
@@ -206,11 +214,20 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         database, specs, portal_world, bare_world, portal, bare = w.prepare_worlds(backend, layout, processes)
-        w.start_workers(processes, names, w.worker_environment(trace_path), profile_dir=profile_dir,
-                        send_log=send_log, timers=timers)
+        w.start_workers(
+            processes,
+            names,
+            w.worker_environment(trace_path),
+            profile_dir=profile_dir,
+            send_log=send_log,
+            timers=timers,
+        )
         w.wait_notifications_sent()  # the emails of the filed requests, before anything is timed
-        print(f"{database}: {backend.describe()}; world: {layout.describe()}; "
-              f"set up in {time.perf_counter() - started:.1f} s", flush=True)
+        print(
+            f"{database}: {backend.describe()}; world: {layout.describe()}; "
+            f"set up in {time.perf_counter() - started:.1f} s",
+            flush=True,
+        )
 
         meter = w.CpuMeter(processes)
         cpu_before = meter.snapshot()
@@ -226,8 +243,11 @@ def main(argv: list[str] | None = None) -> int:
         counts = wait_all(portal.request_ids)
         portal_seconds = time.perf_counter() - committing
         portal_cpu = w.CpuMeter.spent(cpu_before, meter.snapshot())
-        print(f"portal: {args.peerings} approvals in {approving:.1f} s (one transaction), then "
-              f"{portal_seconds:.1f} s to {counts}", flush=True)
+        print(
+            f"portal: {args.peerings} approvals in {approving:.1f} s (one transaction), then "
+            f"{portal_seconds:.1f} s to {counts}",
+            flush=True,
+        )
         processes.stop_named(names)  # their logs, timers and profiles are complete once they stop
 
         trace = w.read_trace(trace_path)
@@ -250,25 +270,35 @@ def main(argv: list[str] | None = None) -> int:
 
     n = args.peerings
     bare_rate, portal_rate = n / bare_seconds, counts.get("active", 0) / portal_seconds
-    print(f"\n{n} peerings per side ({'SQLite + filesystem broker' if args.embedded else 'PostgreSQL + Redis'}; "
-          f"{args.workers} worker(s) of concurrency 1)")
-    print(f"  bare, sequential:  {bare_seconds:>7.1f} s  {bare_rate:>6.2f} peerings/s  "
-          f"({1000 * bare_seconds / n:.0f} ms each, {sum(bare.calls.values()) / n:.0f} EC2 calls each)")
-    print(f"  portal, {args.workers} workers:  {portal_seconds:>7.1f} s  {portal_rate:>6.2f} peerings/s  "
-          f"({sum(1 for line in trace) / n:.1f} EC2 calls each)")
+    print(
+        f"\n{n} peerings per side ({'SQLite + filesystem broker' if args.embedded else 'PostgreSQL + Redis'}; "
+        f"{args.workers} worker(s) of concurrency 1)"
+    )
+    print(
+        f"  bare, sequential:  {bare_seconds:>7.1f} s  {bare_rate:>6.2f} peerings/s  "
+        f"({1000 * bare_seconds / n:.0f} ms each, {sum(bare.calls.values()) / n:.0f} EC2 calls each)"
+    )
+    print(
+        f"  portal, {args.workers} workers:  {portal_seconds:>7.1f} s  {portal_rate:>6.2f} peerings/s  "
+        f"({sum(1 for line in trace) / n:.1f} EC2 calls each)"
+    )
     print(f"  peerings per worker: {dict(sorted(by_worker.items()))}")
     print(f"  EC2 calls in the trace: {dict(Counter(line['operation'] for line in trace).most_common())}")
     w.print_cpu("bare, sequential", bare_cpu, n, bare_seconds)
     w.print_cpu(f"portal, {args.workers} workers (from the commit to the last `active`)", portal_cpu, n, portal_seconds)
-    print(f"\nexactly once: {'yes' if not problems else 'NO'}"
-          + ("" if not problems else f" ({len(problems)} problems: {'; '.join(problems[:10])})"))
+    print(
+        f"\nexactly once: {'yes' if not problems else 'NO'}"
+        + ("" if not problems else f" ({len(problems)} problems: {'; '.join(problems[:10])})")
+    )
     report_peaks("EC2 call rates from the AWS_CALL_LOG trace (stamped before the rate limiter)", peaks)
     if send_log:
         report_peaks("EC2 call rates as let through by the rate limiter (--send-log)", sent_peaks)
         waited = [float(line["waited"]) for line in sent]
         own = [1000 * (float(line["in_limiter"]) - float(line["waited"])) for line in sent]
-        print(f"  the limiter held back {sum(1 for x in waited if x > 0)} of {len(sent)} calls, {sum(waited):.1f} s "
-              f"in all, at most {max(waited, default=0):.2f} s; its own work: median {w.median(own):.1f} ms a call")
+        print(
+            f"  the limiter held back {sum(1 for x in waited if x > 0)} of {len(sent)} calls, {sum(waited):.1f} s "
+            f"in all, at most {max(waited, default=0):.2f} s; its own work: median {w.median(own):.1f} ms a call"
+        )
     if timers:
         w.print_timers(timers, portal.request_ids)
     if profile_dir:
@@ -280,19 +310,26 @@ def main(argv: list[str] | None = None) -> int:
 
 def report_peaks(title: str, peaks: list[w.BucketPeak]) -> None:
     print(f"\n{title}, per account, region and bucket:")
-    print(f"  {'account':<13} {'kind':<9} {'calls':>6} {'peak in 1 s':>11} {'burst+refill':>12} "
-          f"{'lowest bucket level':>19}  within")
+    print(
+        f"  {'account':<13} {'kind':<9} {'calls':>6} {'peak in 1 s':>11} {'burst+refill':>12} "
+        f"{'lowest bucket level':>19}  within"
+    )
     for kind in ("peering", "mutating", "describe"):
         rows = [p for p in peaks if p.kind == kind]
         if not rows:
             continue
         worst = max(rows, key=lambda p: p.peak_1s)
         for p in sorted(rows, key=lambda p: (-p.peak_1s, p.account_id))[:3]:
-            within = "n/a (off)" if p.limit_1s is None else (
-                "yes" if p.peak_1s <= p.limit_1s and (p.min_tokens or 0) >= 0 else "NO")
+            within = (
+                "n/a (off)"
+                if p.limit_1s is None
+                else ("yes" if p.peak_1s <= p.limit_1s and (p.min_tokens or 0) >= 0 else "NO")
+            )
             level = "" if p.min_tokens is None else f"{p.min_tokens:.1f}"
-            print(f"  {p.account_id:<13} {p.kind:<9} {p.calls:>6} {p.peak_1s:>11} "
-                  f"{'' if p.limit_1s is None else f'{p.limit_1s:.0f}':>12} {level:>19}  {within}")
+            print(
+                f"  {p.account_id:<13} {p.kind:<9} {p.calls:>6} {p.peak_1s:>11} "
+                f"{'' if p.limit_1s is None else f'{p.limit_1s:.0f}':>12} {level:>19}  {within}"
+            )
         if len(rows) > 3:
             print(f"  ... {len(rows) - 3} more {kind} bucket(s), none busier than {worst.peak_1s} calls in 1 s")
 

@@ -42,6 +42,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from requests_app.inventory import sync
+
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 ROLE_NAME = "PeeringPortalRole"  # as in requests_app/demo.py
@@ -352,7 +354,11 @@ def start_sandbox(processes: Processes) -> str:
 
 
 def worker_command(
-    name: str, *, profile: Path | None = None, profile_skip: int = 0, send_log: Path | None = None,
+    name: str,
+    *,
+    profile: Path | None = None,
+    profile_skip: int = 0,
+    send_log: Path | None = None,
     timers: Path | None = None,
 ) -> list[str]:
     """`celery worker` of concurrency 1, as the issue runs it; through this module to instrument it."""
@@ -370,16 +376,30 @@ def worker_command(
 
 
 def start_workers(
-    processes: Processes, names: list[str], env: dict[str, str], *, profile_dir: Path | None = None,
-    profile_skip: int = 0, send_log: Path | None = None, timers: Path | None = None, timeout: float = 90,
+    processes: Processes,
+    names: list[str],
+    env: dict[str, str],
+    *,
+    profile_dir: Path | None = None,
+    profile_skip: int = 0,
+    send_log: Path | None = None,
+    timers: Path | None = None,
+    timeout: float = 90,
 ) -> list[subprocess.Popen[bytes]]:
     """Start the workers and wait until each answers a ping over the broker."""
     from peering_portal.celery import app
 
     procs = [
         processes.start(
-            name, worker_command(name, profile=profile_dir / f"{name}.prof" if profile_dir else None,
-                                 profile_skip=profile_skip, send_log=send_log, timers=timers), env,
+            name,
+            worker_command(
+                name,
+                profile=profile_dir / f"{name}.prof" if profile_dir else None,
+                profile_skip=profile_skip,
+                send_log=send_log,
+                timers=timers,
+            ),
+            env,
         )
         for name in names
     ]
@@ -409,8 +429,9 @@ class CpuMeter:
         self.tick = os.sysconf("SC_CLK_TCK")
 
     def snapshot(self) -> dict[str, float]:
-        groups = {proc.pid: ("sandbox (moto)" if name == "sandbox" else "workers")
-                  for name, proc in self.processes.children}
+        groups = {
+            proc.pid: ("sandbox (moto)" if name == "sandbox" else "workers") for name, proc in self.processes.children
+        }
         used: dict[str, float] = defaultdict(float)
         own = os.times()
         used["this process (bench)"] = own.user + own.system
@@ -529,8 +550,9 @@ def plan_world(label: str, layout: Layout, account_base: int) -> World:
         for j in range(layout.hubs)
     ]
     spokes = [
-        VpcBuilt(f"spoke-{i}", str(account_base + 100 + i % layout.spoke_accounts), layout.region,
-                 str(next(spoke_networks)))
+        VpcBuilt(
+            f"spoke-{i}", str(account_base + 100 + i % layout.spoke_accounts), layout.region, str(next(spoke_networks))
+        )
         for i in range(layout.peerings)
     ]
     pairs = [Pair(i, spokes[i], hubs[i % layout.hubs]) for i in range(layout.peerings)]
@@ -565,11 +587,14 @@ def build_sandbox(world: World) -> None:
         for vpc in vpcs:
             name = f"{world.label}-{vpc.key}"
             vpc.vpc_id = ec2.create_vpc(
-                CidrBlock=vpc.cidr, TagSpecifications=[{"ResourceType": "vpc", "Tags": [{"Key": "Name", "Value": name}]}]
+                CidrBlock=vpc.cidr,
+                TagSpecifications=[{"ResourceType": "vpc", "Tags": [{"Key": "Name", "Value": name}]}],
             )["Vpc"]["VpcId"]
             extra = ec2.create_route_table(
                 VpcId=vpc.vpc_id,
-                TagSpecifications=[{"ResourceType": "route-table", "Tags": [{"Key": "Name", "Value": f"{name}-private"}]}],
+                TagSpecifications=[
+                    {"ResourceType": "route-table", "Tags": [{"Key": "Name", "Value": f"{name}-private"}]}
+                ],
             )["RouteTable"]["RouteTableId"]
             vpc.route_tables = [extra]
         ours = {v.vpc_id: v for v in vpcs}
@@ -596,7 +621,6 @@ def register_portal(world: World) -> Portal:
     from django.contrib.auth import get_user_model
     from django.db import transaction
 
-    from requests_app import inventory
     from requests_app.models import AwsAccount, Department, Vpc
 
     user_model = get_user_model()
@@ -615,11 +639,14 @@ def register_portal(world: World) -> Portal:
                 role_arn=f"arn:aws:iam::{account_id}:role/{ROLE_NAME}",
                 regions=[world.layout.region],
             )
-            for kind, department, ids in (("hub", hubs, world.hub_account_ids), ("spoke", spokes, world.spoke_account_ids))
+            for kind, department, ids in (
+                ("hub", hubs, world.hub_account_ids),
+                ("spoke", spokes, world.spoke_account_ids),
+            )
             for account_id in ids
         ]
     for account in accounts:
-        inventory.sync_account(account)
+        sync.sync_account(account)
     hub_vpcs = Vpc.objects.filter(vpc_id__in=[v.vpc_id for v in world.hubs])
     if hub_vpcs.count() != len(world.hubs):
         raise SystemExit("the inventory sync did not find every hub VPC")
@@ -631,11 +658,13 @@ def register_portal(world: World) -> Portal:
 def submit_requests(world: World, portal: Portal) -> None:
     """File one request per pair, as the spoke's department does: its tables and destinations
     are left to the portal (every route table of each VPC, the peer's CIDR)."""
-    from requests_app.services import PeeringDraft, peering_request_submit
+    from requests_app.peering.preflight import PeeringDraft
+    from requests_app.peering.services import peering_request_submit
 
     for pair in world.pairs:
         draft = PeeringDraft(
-            requester_vpc=pair.spoke.vpc_id, accepter_vpc=pair.hub.vpc_id,
+            requester_vpc=pair.spoke.vpc_id,
+            accepter_vpc=pair.hub.vpc_id,
             justification=f"benchmark peering {pair.index}",
         )
         request = peering_request_submit(actor=portal.requester, draft=draft)
@@ -694,18 +723,31 @@ class Bare:
         """Peer the pair; return the connection id and the number of calls it took."""
         spoke, hub = pair.spoke, pair.hub
         connection_id = self._call(
-            spoke.account_id, "create_vpc_peering_connection",
-            VpcId=spoke.vpc_id, PeerVpcId=hub.vpc_id, PeerOwnerId=hub.account_id, PeerRegion=hub.region,
+            spoke.account_id,
+            "create_vpc_peering_connection",
+            VpcId=spoke.vpc_id,
+            PeerVpcId=hub.vpc_id,
+            PeerOwnerId=hub.account_id,
+            PeerRegion=hub.region,
             # The portal names its connections in the same call; so does this, for the same work.
-            TagSpecifications=[{"ResourceType": "vpc-peering-connection",
-                                "Tags": [{"Key": "Name", "Value": f"{spoke.key}--{hub.key}"}]}],
+            TagSpecifications=[
+                {
+                    "ResourceType": "vpc-peering-connection",
+                    "Tags": [{"Key": "Name", "Value": f"{spoke.key}--{hub.key}"}],
+                }
+            ],
         )["VpcPeeringConnection"]["VpcPeeringConnectionId"]
         self._call(hub.account_id, "accept_vpc_peering_connection", VpcPeeringConnectionId=connection_id)
         calls = 2
         for vpc, peer in ((spoke, hub), (hub, spoke)):
             for table in vpc.route_tables:
-                self._call(vpc.account_id, "create_route", RouteTableId=table, DestinationCidrBlock=peer.cidr,
-                           VpcPeeringConnectionId=connection_id)
+                self._call(
+                    vpc.account_id,
+                    "create_route",
+                    RouteTableId=table,
+                    DestinationCidrBlock=peer.cidr,
+                    VpcPeeringConnectionId=connection_id,
+                )
                 calls += 1
         return connection_id, calls
 
@@ -780,8 +822,9 @@ def peak_rates(calls: Iterable[dict[str, Any]], specs: dict[str, tuple[float, fl
                 tokens = min(burst, tokens + (t - last) * refill) - 1
                 last = t
                 min_tokens = min(min_tokens, tokens)
-        peaks.append(BucketPeak(account_id, region, kind, len(stamps), best,
-                                spec[0] + spec[1] if spec else None, min_tokens))
+        peaks.append(
+            BucketPeak(account_id, region, kind, len(stamps), best, spec[0] + spec[1] if spec else None, min_tokens)
+        )
     return peaks
 
 
@@ -817,17 +860,28 @@ def timelines(request_ids: list[str]) -> dict[str, Timeline]:
         marks[str(request_id)][action] = created_at.timestamp()
         marks[str(request_id)]["worker"] = actor.rsplit(":", 1)[0]
     steps: dict[str, list[tuple[str, float, float]]] = defaultdict(list)
-    for request_id, name, started, finished in ProvisioningStep.objects.filter(request_id__in=request_ids).order_by(
-        "position"
-    ).values_list("request_id", "name", "started_at", "finished_at"):
-        steps[str(request_id)].append((name, started.timestamp(), finished.timestamp() if finished else started.timestamp()))
+    for request_id, name, started, finished in (
+        ProvisioningStep.objects.filter(request_id__in=request_ids)
+        .order_by("position")
+        .values_list("request_id", "name", "started_at", "finished_at")
+    ):
+        steps[str(request_id)].append(
+            (name, started.timestamp(), finished.timestamp() if finished else started.timestamp())
+        )
     mails = dict(
-        Notification.objects.filter(request_id__in=request_ids, event="request.approved", sent_at__isnull=False)
-        .values_list("request_id", "sent_at")
+        Notification.objects.filter(
+            request_id__in=request_ids, event="request.approved", sent_at__isnull=False
+        ).values_list("request_id", "sent_at")
     )
     return {
-        rid: Timeline(rid, m["provisioning.started"], steps[rid], m["provisioning.completed"], m["worker"],
-                      mails[uuid.UUID(rid)].timestamp() if uuid.UUID(rid) in mails else None)
+        rid: Timeline(
+            rid,
+            m["provisioning.started"],
+            steps[rid],
+            m["provisioning.completed"],
+            m["worker"],
+            mails[uuid.UUID(rid)].timestamp() if uuid.UUID(rid) in mails else None,
+        )
         for rid, m in marks.items()
         if "provisioning.started" in m and "provisioning.completed" in m
     }
@@ -912,24 +966,30 @@ def print_profile(paths: list[Path], top: int = 25) -> None:
 
     tasks, _ = cumulative("requests_app/tasks.py", "provision_peering_request")
     tasks = max(tasks, 1)
-    print(f"\ncProfile of {tasks} provisioning task(s) in the worker(s) (profiling slows them; compare shares, "
-          "not times)")
+    print(
+        f"\ncProfile of {tasks} provisioning task(s) in the worker(s) (profiling slows them; compare shares, not times)"
+    )
     print(f"  {'':<58} {'calls/task':>10} {'ms/task':>8}")
     for label, suffix, name in PROFILE_GROUPS:
         calls, seconds = cumulative(suffix, name)
         print(f"  {label:<58} {calls / tasks:>10.1f} {seconds * 1000 / tasks:>8.1f}")
     print(f"\n  top {top} functions of the portal (requests_app) by cumulative time per task:")
     ours = sorted(
-        ((ct, nc, f"{Path(fn).name}:{line}:{func}") for (fn, line, func), (_, nc, _, ct, _) in table.items()
-         if "requests_app" in fn),
+        (
+            (ct, nc, f"{Path(fn).name}:{line}:{func}")
+            for (fn, line, func), (_, nc, _, ct, _) in table.items()
+            if "requests_app" in fn
+        ),
         reverse=True,
     )
     for ct, nc, label in ours[:top]:
         print(f"    {ct * 1000 / tasks:>8.1f} ms  {nc / tasks:>7.1f} calls  {label}")
     print(f"\n  top {top} functions overall by own time (tottime) per task:")
     own = sorted(
-        ((tt, nc, f"{'/'.join(Path(fn).parts[-2:])}:{line}:{func}") for (fn, line, func), (_, nc, tt, _, _) in
-         table.items()),
+        (
+            (tt, nc, f"{'/'.join(Path(fn).parts[-2:])}:{line}:{func}")
+            for (fn, line, func), (_, nc, tt, _, _) in table.items()
+        ),
         reverse=True,
     )
     for tt, nc, label in own[:top]:
@@ -967,8 +1027,16 @@ def _worker_main(argv: list[str]) -> None:
             asked = time.time()
             ratelimit.acquire(account_id, region, model.name, sleep=sleep)
             sent = time.time()
-            line = json.dumps({"time": sent, "in_limiter": sent - asked, "waited": slept[0],
-                               "operation": model.name, "account_id": account_id, "region": region})
+            line = json.dumps(
+                {
+                    "time": sent,
+                    "in_limiter": sent - asked,
+                    "waited": slept[0],
+                    "operation": model.name,
+                    "account_id": account_id,
+                    "region": region,
+                }
+            )
             with open(send_log, "a", encoding="utf-8") as out:
                 out.write(line + "\n")
 
@@ -1101,8 +1169,11 @@ def _install_timers(path: Path) -> None:
     def stop(task_id: str = "", task: Any = None, args: Any = (), **_: Any) -> None:
         elapsed = time.perf_counter() - started.pop(task_id, time.perf_counter())
         line = {
-            "task": getattr(task, "name", ""), "request_id": str(args[0]) if args else "", "time": time.time(),
-            "pid": os.getpid(), "total_ms": elapsed * 1000,
+            "task": getattr(task, "name", ""),
+            "request_id": str(args[0]) if args else "",
+            "time": time.time(),
+            "pid": os.getpid(),
+            "total_ms": elapsed * 1000,
             "parts": {label: {"calls": n, "ms": seconds * 1000} for label, (n, seconds) in totals.items()},
             "sql_by_issuer": dict(issuers),
         }

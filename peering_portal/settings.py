@@ -51,11 +51,11 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "requests_app.middleware.ApiJsonErrorsMiddleware",
+    "requests_app.web.middleware.ApiJsonErrorsMiddleware",
     # After the JSON errors one, so its 400 is answered in the API's shape under /api/.
-    "requests_app.middleware.RefuseNullBytesMiddleware",
-    "requests_app.middleware.RequestIdLoggingMiddleware",
-    "requests_app.middleware.ContentSecurityPolicyMiddleware",
+    "requests_app.web.middleware.RefuseNullBytesMiddleware",
+    "requests_app.web.middleware.RequestIdLoggingMiddleware",
+    "requests_app.web.middleware.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "peering_portal.urls"
@@ -71,7 +71,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "requests_app.context_processors.navigation",
+                "requests_app.web.context_processors.navigation",
             ]
         },
     }
@@ -121,7 +121,7 @@ STORAGES = {
     },
 }
 
-AUTHENTICATION_BACKENDS = ["requests_app.logins.ThrottledModelBackend"]
+AUTHENTICATION_BACKENDS = ["requests_app.core.logins.ThrottledModelBackend"]
 LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
 LOGIN_FAILURE_LIMIT_PER_ADDRESS = env_int("LOGIN_FAILURE_LIMIT_PER_ADDRESS", 50, minimum=1)
 LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 900, minimum=1)
@@ -182,10 +182,16 @@ LOG_FORMAT = env_str("LOG_FORMAT", "plain")  # or "json": one object per line
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "requests_app.logs.RequestIdFilter"}},
+    "filters": {"request_id": {"()": "requests_app.core.logs.RequestIdFilter"}},
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
-        "json": {"()": "requests_app.logs.JsonFormatter"},
+        # One JSON object per line, for log pipelines: python-json-logger, with our key names.
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(levelname)s %(name)s %(request_id)s %(message)s",
+            "rename_fields": {"levelname": "level", "name": "logger", "exc_info": "exception"},
+            "timestamp": "time",
+        },
     },
     "handlers": {
         "console": {
@@ -210,12 +216,15 @@ if CACHE_URL.startswith(("redis://", "rediss://")):
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}}
 else:
     CACHES = {
-        "default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(VAR_DIR / "cache")}
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache"),
+        }
     }
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "requests_app.tokens.HashedTokenAuthentication",
+        "requests_app.integrations.tokens.HashedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -233,7 +242,7 @@ REST_FRAMEWORK = {
         "token": env_str("API_THROTTLE_TOKEN", "600/min"),
         "user": env_str("API_THROTTLE_USER", "1200/min"),
     },
-    # Our throttles identify clients with requests_app.logins.client_address; this keeps any of
+    # Our throttles identify clients with requests_app.core.logins.client_address; this keeps any of
     # DRF's own (which read NUM_PROXIES) in step with it. None would trust X-Forwarded-For blindly.
     "NUM_PROXIES": TRUSTED_PROXY_COUNT if BEHIND_PROXY else 0,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
@@ -291,7 +300,7 @@ RECONCILE_INTERVAL_SECONDS = env_int("RECONCILE_INTERVAL_SECONDS", 300, minimum=
 # WORK_LEASE_SECONDS + SWEEP_INTERVAL_SECONDS, 45 s (docs/reliability.md).
 SWEEP_INTERVAL_SECONDS = min(env_int("SWEEP_INTERVAL_SECONDS", 15, minimum=1), RECONCILE_INTERVAL_SECONDS)
 # The audit chain's HMAC key, from the secrets manager; never in the database. Unset: derived
-# from SECRET_KEY (requests_app.audit.chain_key), which then changes whenever SECRET_KEY does.
+# from SECRET_KEY (requests_app.audit.chain.chain_key), which then changes whenever SECRET_KEY does.
 AUDIT_CHAIN_KEY = env_str("AUDIT_CHAIN_KEY", "")
 # Keys the chain was signed with before a rotation, oldest first.
 AUDIT_CHAIN_KEYS_PREVIOUS = env_list("AUDIT_CHAIN_KEYS_PREVIOUS", [])

@@ -3,7 +3,8 @@ from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
-from requests_app import logins, views
+from requests_app.core import logins
+from requests_app.web.views import health
 
 
 def _admin_urls() -> tuple[list[URLPattern | URLResolver], str, str]:
@@ -14,7 +15,7 @@ def _admin_urls() -> tuple[list[URLPattern | URLResolver], str, str]:
 
 
 # Django's django.contrib.auth.urls, with every password check throttled (login, password change)
-# and password reset e-mails limited: see requests_app/logins.py.
+# and password reset e-mails limited: see requests_app/core/logins.py.
 accounts = [
     path("login/", auth_views.LoginView.as_view(authentication_form=logins.ThrottledAuthenticationForm), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
@@ -27,8 +28,8 @@ accounts = [
 ]
 
 urlpatterns = [
-    path("healthz", views.healthz, name="healthz"),
-    path("metrics", views.metrics, name="metrics"),
+    path("healthz", health.healthz, name="healthz"),
+    path("metrics", health.metrics, name="metrics"),
     path("admin/", _admin_urls()),
     path("accounts/", include(accounts)),
     path("api/v1/", include("requests_app.api.urls")),
@@ -40,5 +41,5 @@ urlpatterns = [
         SpectacularRedocView.as_view(url_name="schema", template_name="api/redoc.html"),
         name="api-redoc",
     ),
-    path("", include("requests_app.urls")),
+    path("", include("requests_app.web.urls")),
 ]

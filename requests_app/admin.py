@@ -22,7 +22,10 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.text import capfirst
 
-from requests_app import audit, services
+from requests_app import audit
+from requests_app.core import errors
+from requests_app.integrations import services as integration_services
+from requests_app.inventory import services as inventory_services
 from requests_app.models import (
     ApiToken,
     AuditEvent,
@@ -184,7 +187,7 @@ class ReadOnlyAdmin(PortalAdmin):
         return False
 
 
-def _refusal_to_form_error(form: forms.Form, exc: services.PortalError) -> None:
+def _refusal_to_form_error(form: forms.Form, exc: errors.PortalError) -> None:
     field = exc.attr if exc.attr in form.fields else None
     form.add_error(field, f"{exc.detail} ({exc.code})")
 
@@ -214,8 +217,8 @@ class AwsAccountForm(forms.ModelForm):
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         try:
-            services.aws_account_check(name=cleaned.get("name", ""), regions=cleaned.get("regions") or [])
-        except services.PortalError as exc:
+            inventory_services.aws_account_check(name=cleaned.get("name", ""), regions=cleaned.get("regions") or [])
+        except errors.PortalError as exc:
             _refusal_to_form_error(self, exc)
         return cleaned
 
@@ -235,7 +238,7 @@ class AwsAccountAdmin(AuditedAdmin):
             super().save_model(request, obj, form, change)
             return
         # Registration is the API's use case, with its checks and its audit event.
-        registered = services.aws_account_register(
+        registered = inventory_services.aws_account_register(
             actor=request.user,
             account_id=obj.account_id,
             name=obj.name,
@@ -339,8 +342,8 @@ class WebhookForm(forms.ModelForm):
             self.add_error("events", "A non-empty list of event type names.")
             return cleaned
         try:
-            services.webhook_check(url=cleaned.get("url"), events=events)
-        except services.PortalError as exc:
+            integration_services.webhook_check(url=cleaned.get("url"), events=events)
+        except errors.PortalError as exc:
             _refusal_to_form_error(self, exc)
         return cleaned
 
@@ -360,9 +363,11 @@ class WebhookAdmin(AuditedAdmin):
         if change:
             changes = {name: form.cleaned_data[name] for name in form.changed_data}
             if changes:
-                services.webhook_update(actor=request.user, webhook_id=obj.pk, **changes)
+                integration_services.webhook_update(actor=request.user, webhook_id=obj.pk, **changes)
             return
-        hook = services.webhook_register(actor=request.user, url=obj.url, events=obj.events, active=obj.active)
+        hook = integration_services.webhook_register(
+            actor=request.user, url=obj.url, events=obj.events, active=obj.active
+        )
         obj.pk, obj.secret, obj.created_by, obj.created_at = hook.pk, hook.secret, hook.created_by, hook.created_at
         messages.warning(request, f"Signing secret (shown once, copy it now): {hook.secret}")
 
@@ -397,7 +402,9 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     @admin.action(description="Resend (same webhook-id)")
     def resend(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
         for delivery in queryset:
-            services.webhook_resend(actor=request.user, webhook_id=delivery.webhook_id, message_id=delivery.message_id)
+            integration_services.webhook_resend(
+                actor=request.user, webhook_id=delivery.webhook_id, message_id=delivery.message_id
+            )
         messages.success(request, f"{queryset.count()} delivery(ies) queued again.")
 
 
@@ -414,7 +421,7 @@ class ApiTokenAdmin(ReadOnlyAdmin):
     @admin.action(description="Revoke")
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
         for token in queryset:
-            services.api_token_revoke(actor=request.user, token_id=token.pk)
+            integration_services.api_token_revoke(actor=request.user, token_id=token.pk)
         messages.success(request, f"{queryset.count()} token(s) revoked.")
 
 

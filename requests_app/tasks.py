@@ -1,24 +1,32 @@
-"""Thin Celery tasks: take ids, call the saga or services, return quietly when work is done."""
+"""Thin Celery tasks: take ids, call the saga or a context's function, return quietly when done.
+
+Only the worker loads this module. Producers send a task by the name it is given here (the
+constants in `requests_app.core.outbox`), so a message already in the broker and beat's
+schedule keep finding their task whatever module the code behind it lives in.
+"""
 
 from __future__ import annotations
 
 import logging
 import random
-from datetime import timedelta
+from typing import Any
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
-from django.db.models import F, Q
-from django.utils import timezone
 
-from requests_app import audit, provisioning, webhooks
-from requests_app.aws.gateway import TransientAwsError
-from requests_app.domain.status import WORK_IN_FLIGHT, Status
-from requests_app.lease import pickup_deadline
-from requests_app.models import Notification, PeeringRequest, SchedulerRun
+from requests_app import audit
+from requests_app.aws.types import TransientAwsError
+from requests_app.core import outbox
+from requests_app.core.scheduler import record_run
+from requests_app.integrations import webhooks
+from requests_app.notifications import delivery
+from requests_app.peering import drift, lifecycle
+from requests_app.peering.saga import runner, sweeper
 
 logger = logging.getLogger(__name__)
+
+OPERATION_TASK = {"provision": outbox.PROVISION, "decommission": outbox.DECOMMISSION}
 
 
 def _backoff(retries: int) -> float:
@@ -26,9 +34,9 @@ def _backoff(retries: int) -> float:
     return random.uniform(0, min(120.0, 2.0 ** (retries + 1)))
 
 
-def _run_with_retries(task, request_id: str, operation: str) -> None:  # type: ignore[no-untyped-def]
+def _run_with_retries(task: Task[Any, Any], request_id: str, operation: str) -> None:
     try:
-        outcome = provisioning.run(request_id, operation, first_delivery=task.request.retries == 0)
+        outcome = runner.run(request_id, operation, first_delivery=task.request.retries == 0)
     except (OperationalError, InterfaceError) as exc:
         # The database went away under us (restart, failover, a killed connection): drop the
         # dead connection and try again; every step looks before it acts, so nothing repeats.
@@ -37,7 +45,7 @@ def _run_with_retries(task, request_id: str, operation: str) -> None:  # type: i
         raise task.retry(exc=exc, countdown=_backoff(task.request.retries), max_retries=10) from None
     except TransientAwsError as exc:
         if task.request.retries >= settings.PROVISIONING_MAX_RETRIES:
-            provisioning.give_up(request_id, operation, exc)
+            runner.give_up(request_id, operation, exc)
             return
         logger.warning("transient AWS error on %s %s, retrying: %s", operation, request_id, exc)
         raise task.retry(exc=exc, countdown=_backoff(task.request.retries)) from None
@@ -47,116 +55,62 @@ def _run_with_retries(task, request_id: str, operation: str) -> None:  # type: i
         raise task.retry(countdown=min(60, settings.WORK_LEASE_SECONDS), max_retries=20)
 
 
-@shared_task(bind=True, acks_late=True, max_retries=None)
-def provision_peering_request(self, request_id: str) -> None:  # type: ignore[no-untyped-def]
+@shared_task(name=outbox.PROVISION, bind=True, acks_late=True, max_retries=None)
+def provision_peering_request(self: Task[Any, Any], request_id: str) -> None:
     _run_with_retries(self, request_id, "provision")
 
 
-@shared_task(bind=True, acks_late=True, max_retries=None)
-def decommission_peering_request(self, request_id: str) -> None:  # type: ignore[no-untyped-def]
+@shared_task(name=outbox.DECOMMISSION, bind=True, acks_late=True, max_retries=None)
+def decommission_peering_request(self: Task[Any, Any], request_id: str) -> None:
     _run_with_retries(self, request_id, "decommission")
 
 
-@shared_task(bind=True, acks_late=True, max_retries=None)
-def repair_peering_request(self, request_id: str) -> None:  # type: ignore[no-untyped-def]
+@shared_task(name=outbox.REPAIR, bind=True, acks_late=True, max_retries=None)
+def repair_peering_request(self: Task[Any, Any], request_id: str) -> None:
     _run_with_retries(self, request_id, "repair")
 
 
-@shared_task
+@shared_task(name=outbox.SWEEP)
 def sweep_stuck_work() -> dict[str, int]:
-    """Send again the work nobody is doing: a dead worker's lease ran out, or queued work was not
-    picked up in time (its message was lost: the broker was down, or died with a worker).
-
-    One rule for both: in work, and `lease_expires_at` is past (see requests_app/lease.py). The
-    deadline moves on as the work is sent, so each is sent at most once a lease, however long
-    the queue.
-    """
-    now = timezone.now()
-    stuck = PeeringRequest.objects.filter(status__in=list(WORK_IN_FLIGHT)).filter(
-        Q(lease_expires_at__lt=now) | Q(lease_expires_at__isnull=True)
-    )
-    sent = 0
-    for pk, status, deadline in stuck.values_list("pk", "status", "lease_expires_at"):
-        # The dead owner is let go: if it was only stalled, its next call finds the lease gone.
-        taken = PeeringRequest.objects.filter(pk=pk, status=status, lease_expires_at=deadline).update(
-            lease_owner="", lease_expires_at=pickup_deadline()
-        )
-        if not taken:
-            continue  # picked up or finished meanwhile
-        task = decommission_peering_request if status == Status.DECOMMISSIONING else provision_peering_request
-        task.delay(str(pk))
-        sent += 1
-    if sent:
-        logger.info("sweeper re-enqueued %d stuck request(s)", sent)
-    # Notifications whose task was lost (broker down at commit, worker died mid-send).
-    # One never tried within a couple of minutes, or whose last try is older than any backoff.
-    now = timezone.now()
-    lost = Notification.objects.filter(state=Notification.State.PENDING).filter(
-        Q(attempts=0, created_at__lt=now - timedelta(seconds=NOTIFICATION_RESEND_AFTER_SECONDS))
-        | Q(last_attempt_at__lt=now - timedelta(seconds=NOTIFICATION_MAX_BACKOFF_SECONDS * 2))
-    )
-    resent = 0
-    for pk in lost.values_list("pk", flat=True)[:500]:
-        deliver_notification.delay(pk)
-        resent += 1
+    """Send again the work nobody is doing: saga work whose lease ran out or that was never picked
+    up (see peering/saga/sweeper.py), and notifications and webhook deliveries whose task was lost."""
+    stuck = sweeper.take_stuck()
+    for operation, request_id in stuck:
+        outbox.send(OPERATION_TASK[operation], request_id)
+    if stuck:
+        logger.info("sweeper re-enqueued %d stuck request(s)", len(stuck))
+    lost = delivery.lost()
+    for pk in lost:
+        outbox.send(outbox.DELIVER_NOTIFICATION, pk)
     # Webhook deliveries overdue by a minute: their task was lost, or its worker died mid-send.
     overdue = webhooks.overdue(grace_seconds=60)
     for pk in overdue:
-        deliver_webhook.delay(pk)
+        outbox.send(outbox.DELIVER_WEBHOOK, pk)
     record_run("sweep")
-    return {"re_enqueued": sent, "notifications_resent": resent, "webhooks_resent": len(overdue)}
+    return {"re_enqueued": len(stuck), "notifications_resent": len(lost), "webhooks_resent": len(overdue)}
 
 
-def record_run(job: str) -> None:
-    """A periodic job ran to its end, here and now: /healthz and /metrics read it."""
-    SchedulerRun.objects.update_or_create(name=job, defaults={"last_run_at": timezone.now()})
-
-
-@shared_task(acks_late=True)
+@shared_task(name=outbox.DELIVER_WEBHOOK, acks_late=True)
 def deliver_webhook(delivery_id: int) -> str:
     """One attempt at one webhook delivery; a failure schedules the next attempt with backoff."""
     outcome = webhooks.attempt(delivery_id)
     if outcome.state == "retry":
-        deliver_webhook.apply_async((delivery_id,), countdown=outcome.retry_in)
+        outbox.send(outbox.DELIVER_WEBHOOK, delivery_id, countdown=outcome.retry_in)
     return outcome.state
 
 
-NOTIFICATION_RESEND_AFTER_SECONDS = 120
-NOTIFICATION_MAX_ATTEMPTS = 5
-NOTIFICATION_MAX_BACKOFF_SECONDS = 600
-
-
-@shared_task(bind=True, acks_late=True, max_retries=NOTIFICATION_MAX_ATTEMPTS - 1)
-def deliver_notification(self, notification_id: int) -> str:  # type: ignore[no-untyped-def]
+@shared_task(
+    name=outbox.DELIVER_NOTIFICATION, bind=True, acks_late=True, max_retries=delivery.NOTIFICATION_MAX_ATTEMPTS - 1
+)
+def deliver_notification(self: Task[Any, Any], notification_id: int) -> str:
     """Send one outbox email; retried with backoff, given up (state `failed`) after a few attempts."""
-    from django.core.mail import EmailMessage
-
-    note = Notification.objects.filter(pk=notification_id, state=Notification.State.PENDING).first()
-    if note is None:
-        return "not_pending"  # sent already (a duplicate delivery), or given up
-    # Claim this attempt: of two deliveries of one message (a redelivery and the sweeper's), one sends.
-    claimed = Notification.objects.filter(pk=note.pk, state=Notification.State.PENDING, attempts=note.attempts).update(
-        attempts=F("attempts") + 1, last_attempt_at=timezone.now()
-    )
-    if not claimed:
-        return "claimed_elsewhere"
-    try:
-        EmailMessage(note.subject, note.body, to=note.recipients).send()
-    except Exception as exc:
-        error = f"{exc.__class__.__name__}: {exc}"[:2000]
-        if note.attempts + 1 >= NOTIFICATION_MAX_ATTEMPTS:
-            Notification.objects.filter(pk=note.pk).update(state=Notification.State.FAILED, last_error=error)
-            logger.error("notification %s given up after %d attempts: %s", note.pk, note.attempts + 1, error)
-            return "failed"
-        Notification.objects.filter(pk=note.pk).update(last_error=error)
-        raise self.retry(
-            exc=exc, countdown=min(NOTIFICATION_MAX_BACKOFF_SECONDS, 10 * 2**self.request.retries)
-        ) from exc
-    Notification.objects.filter(pk=note.pk).update(state=Notification.State.SENT, sent_at=timezone.now())
-    return "sent"
+    outcome = delivery.attempt(notification_id)
+    if outcome.state == "retry":
+        raise self.retry(exc=outcome.error, countdown=delivery.retry_in(self.request.retries))
+    return outcome.state
 
 
-@shared_task(ignore_result=True)
+@shared_task(name=outbox.ANCHOR_AUDIT, ignore_result=True)
 def anchor_audit_chain() -> None:
     """Sign the audit chain's head; publish it (log, file, database) and to `audit.anchored` webhooks."""
     try:
@@ -169,24 +123,20 @@ def anchor_audit_chain() -> None:
         webhooks.queue_event("audit.anchored", audit.anchor_payload(signed))
 
 
-@shared_task
+@shared_task(name=outbox.RECONCILE_ALL)
 def reconcile_active_requests() -> dict[str, int]:
     """Fan out one reconcile task per active peering, and expire stale approvals."""
-    from requests_app import reconciler
-
-    ids = list(PeeringRequest.objects.filter(status=Status.ACTIVE).values_list("pk", flat=True))
+    ids = drift.active_request_ids()
     for pk in ids:
-        reconcile_peering_request.delay(str(pk))
-    expired = reconciler.expire_pending(settings.PENDING_APPROVAL_TTL_SECONDS)
+        outbox.send(outbox.RECONCILE, pk)
+    expired = lifecycle.expire_pending(settings.PENDING_APPROVAL_TTL_SECONDS)
     record_run("reconcile")
     return {"reconciling": len(ids), "expired": expired}
 
 
-@shared_task(bind=True, acks_late=True, max_retries=3)
-def reconcile_peering_request(self, request_id: str) -> None:  # type: ignore[no-untyped-def]
-    from requests_app import reconciler
-
+@shared_task(name=outbox.RECONCILE, bind=True, acks_late=True, max_retries=3)
+def reconcile_peering_request(self: Task[Any, Any], request_id: str) -> None:
     try:
-        reconciler.reconcile(request_id)
+        drift.reconcile(request_id)
     except TransientAwsError as exc:
         raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from None

@@ -10,7 +10,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,9 @@ import pytest
 import requests
 from django.db import connection
 
-from requests_app import demo
+from requests_app.core import outbox
+from requests_app.integrations import tokens
+from requests_app.management import demo
 
 ROOT = Path(__file__).resolve().parent.parent
 logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the sandbox server's access log
@@ -72,6 +76,34 @@ def _fresh_rate_limits() -> None:
     from django.core.cache import cache
 
     cache.clear()
+
+
+@dataclass
+class SentTasks:
+    """Tasks the code sent by name (see requests_app/core/outbox.py), kept here instead of the broker."""
+
+    sent: list[tuple[str, tuple[Any, ...], float | None]] = field(default_factory=list)
+    # The first argument (an id) of each task sent, by task name: a live list per name.
+    ids: defaultdict[str, list[Any]] = field(default_factory=lambda: defaultdict(list))
+    # A task name's handler is called instead of recording: `handler(*args, countdown=...)`.
+    handlers: dict[str, Callable[..., None]] = field(default_factory=dict)
+
+    def send(self, task_name: str, *args: Any, countdown: float | None = None) -> None:
+        handler = self.handlers.get(task_name)
+        if handler is not None:
+            handler(*args, countdown=countdown)
+            return
+        self.sent.append((task_name, args, countdown))
+        if args:
+            self.ids[task_name].append(args[0])
+
+
+@pytest.fixture
+def sent_tasks(monkeypatch: pytest.MonkeyPatch) -> SentTasks:
+    """Nothing goes to the broker: what the code sends is recorded (or handed to a handler)."""
+    record = SentTasks()
+    monkeypatch.setattr(outbox, "send", record.send)
+    return record
 
 
 @pytest.fixture(scope="session")
@@ -320,8 +352,6 @@ def wait_for_status(request_id: Any, statuses: set[str], timeout: float = 90) ->
 def api(demo_world: dict[str, Any]) -> Any:
     """A function returning an API client authenticated with `username`'s real token."""
     from rest_framework.test import APIClient
-
-    from requests_app import tokens
 
     def client_for(username: str | None) -> APIClient:
         client = APIClient()

@@ -122,7 +122,9 @@ class PeeringRequestFactory(factory.django.DjangoModelFactory):
 
     requester_vpc = factory.SubFactory(VpcFactory)
     accepter_vpc = factory.SubFactory(VpcFactory)
-    pair_key = factory.LazyAttribute(lambda r: PeeringRequest.make_pair_key(r.requester_vpc.vpc_id, r.accepter_vpc.vpc_id))
+    pair_key = factory.LazyAttribute(
+        lambda r: PeeringRequest.make_pair_key(r.requester_vpc.vpc_id, r.accepter_vpc.vpc_id)
+    )
     status = Status.PENDING_APPROVAL
     justification = "needs the directory"
     requested_by = factory.SubFactory(UserFactory)
@@ -160,10 +162,15 @@ class ObservedPeeringFactory(factory.django.DjangoModelFactory):
 def route_rows(request: PeeringRequest, state: str) -> list[ManagedRoute]:
     """A request's routes as its plan has them (every table of each side, to the other's blocks)."""
     rows = []
-    for side, vpc, peer in (("requester", request.requester_vpc, request.accepter_vpc),
-                            ("accepter", request.accepter_vpc, request.requester_vpc)):
+    for side, vpc, peer in (
+        ("requester", request.requester_vpc, request.accepter_vpc),
+        ("accepter", request.accepter_vpc, request.requester_vpc),
+    ):
         for table in vpc.route_tables.all():
             for block in peer.cidr_list():
-                rows.append(ManagedRouteFactory(request=request, side=side, route_table_id=table.route_table_id,
-                                                destination=block, state=state))
+                rows.append(
+                    ManagedRouteFactory(
+                        request=request, side=side, route_table_id=table.route_table_id, destination=block, state=state
+                    )
+                )
     return rows

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from requests_app import inventory, reconciler
+from requests_app.inventory import sync
 from requests_app.models import AuditEvent, AwsAccount, ManagedRoute, PeeringRequest, Vpc
+from requests_app.peering import drift
 from tests.conftest import ec2_as, sandbox_snapshot, wait_for_status
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -52,7 +53,7 @@ def _peer_by_hand(requester: Vpc, accepter: Vpc, *, accept: bool = True, routes:
             VpcPeeringConnectionId=pcx,
         )
     for account in {requester.account.account_id, accepter.account.account_id}:
-        inventory.sync_account(AwsAccount.objects.get(account_id=account))
+        sync.sync_account(AwsAccount.objects.get(account_id=account))
     return pcx
 
 
@@ -106,10 +107,10 @@ def test_a_peering_made_in_aws_is_adopted_watched_for_drift_and_decommissioned(
 
     # Drift: someone deletes the hub's route in AWS; the reconciler notices.
     ec2_as("111111111111", "us-east-1").delete_route(RouteTableId=hub_main, DestinationCidrBlock="10.3.0.0/16")
-    drift = reconciler.reconcile(request_id)
-    assert drift is not None
-    assert [f["kind"] for f in drift["findings"]] == ["route_missing"]
-    assert drift["findings"][0]["route_table_id"] == hub_main
+    found = drift.reconcile(request_id)
+    assert found is not None
+    assert [f["kind"] for f in found["findings"]] == ["route_missing"]
+    assert found["findings"][0]["route_table_id"] == hub_main
 
     # Repair puts it back; decommission then removes both routes and the connection.
     assert api("nina").post(f"/api/v1/peering-requests/{request_id}/repair/", {}, format="json").status_code == 200
@@ -141,7 +142,7 @@ def test_adoption_is_refused_when_not_active_outside_the_inventory_or_not_yours(
         VpcId=build.vpc_id, PeerVpcId=stranger, PeerOwnerId="555555555555"
     )["VpcPeeringConnection"]["VpcPeeringConnectionId"]
     ec2_as("555555555555", "us-east-1").accept_vpc_peering_connection(VpcPeeringConnectionId=outside)
-    inventory.sync_account(AwsAccount.objects.get(account_id="444444444444"))
+    sync.sync_account(AwsAccount.objects.get(account_id="444444444444"))
     mine = _peer_by_hand(build, hub)
     before = sandbox_snapshot()
 

@@ -13,8 +13,10 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from requests_app import inventory, services
+from requests_app.core import errors
+from requests_app.inventory import sync
 from requests_app.models import AuditEvent, AwsAccount, PeeringRequest, Vpc
+from requests_app.peering import services as peering_services
 from tests.conftest import ec2_as, sandbox_snapshot
 
 pytestmark = pytest.mark.django_db
@@ -90,7 +92,7 @@ def test_overlap_through_a_secondary_cidr_block_is_refused(demo_world: dict[str,
     ec2 = ec2_as("111111111111", "us-east-1")
     vpc_id = ec2.create_vpc(CidrBlock="10.11.0.0/16")["Vpc"]["VpcId"]
     ec2.create_tags(Resources=[vpc_id], Tags=[{"Key": "Name", "Value": "services-extra"}])
-    inventory.sync_account(AwsAccount.objects.get(account_id="111111111111"))
+    sync.sync_account(AwsAccount.objects.get(account_id="111111111111"))
     extra = Vpc.objects.get(vpc_id=vpc_id)
     assert extra.name == "services-extra"
     extra.is_services_vpc = True
@@ -195,9 +197,11 @@ def test_another_departments_vpc_and_an_unknown_one_get_the_same_answer(world: d
         body = api("fiona").post(f"{URL}preflight/", _body(vpc_id, hub.vpc_id), format="json").json()
         return [(c["code"], c["status"], c["attr"], c["detail"].replace(vpc_id, "<id>")) for c in body["checks"]]
 
-    assert answer(real) == answer(made_up) == [
-        ("not_your_vpc", "fail", "requester_vpc", "<id> is not one of your department's VPCs")
-    ]
+    assert (
+        answer(real)
+        == answer(made_up)
+        == [("not_your_vpc", "fail", "requester_vpc", "<id> is not one of your department's VPCs")]
+    )
 
 
 def test_a_vpc_cannot_peer_with_itself(world: dict[str, Any], api: Any) -> None:
@@ -431,7 +435,7 @@ def test_two_concurrent_approvals_only_one_wins(demo_world: dict[str, Any], api:
     def approve(username: str) -> None:
         try:
             barrier.wait(timeout=30)
-            outcomes[username] = services.peering_request_approve(
+            outcomes[username] = peering_services.peering_request_approve(
                 actor=users[username], request_id=filed["id"], comment=""
             )
         except Exception as exc:
@@ -450,7 +454,7 @@ def test_two_concurrent_approvals_only_one_wins(demo_world: dict[str, Any], api:
     losers = [result for result in outcomes.values() if not isinstance(result, PeeringRequest)]
     assert len(winners) == 1, outcomes
     assert len(losers) == 1, outcomes
-    assert isinstance(losers[0], services.PortalError), repr(losers[0])
+    assert isinstance(losers[0], errors.PortalError), repr(losers[0])
     assert losers[0].code == "invalid_transition"
     assert losers[0].status == 409
 

@@ -29,8 +29,15 @@ def browser() -> Any:
     with sync_playwright() as pw:
         instance = pw.chromium.launch(
             executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"],
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
         )
         yield instance
         instance.close()
@@ -181,11 +188,19 @@ def test_an_outsider_gets_404_for_another_departments_request_page(
     browser: Any, live_server: Any, demo_world: dict[str, Any], api: Any
 ) -> None:
     vpcs = demo_world["vpcs"]
-    filed = api("fiona").post(
-        "/api/v1/peering-requests/",
-        {"requester_vpc": vpcs["finance-app"].vpc_id, "accepter_vpc": vpcs["services-use1"].vpc_id, "justification": "x"},
-        format="json",
-    ).json()
+    filed = (
+        api("fiona")
+        .post(
+            "/api/v1/peering-requests/",
+            {
+                "requester_vpc": vpcs["finance-app"].vpc_id,
+                "accepter_vpc": vpcs["services-use1"].vpc_id,
+                "justification": "x",
+            },
+            format="json",
+        )
+        .json()
+    )
     harry = login(browser, live_server.url, "harry")
     response = harry.goto(f"{live_server.url}/requests/{filed['id']}/")
     assert response.status == 404

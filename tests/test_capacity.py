@@ -23,8 +23,8 @@ import pytest
 from django.test import Client
 from rest_framework.test import APIClient
 
-from requests_app import services
 from requests_app.domain.status import Status
+from requests_app.inventory import services as inventory_services
 from requests_app.models import ManagedRoute
 from tests.factories import (
     AwsAccountFactory,
@@ -83,22 +83,28 @@ def hub_world() -> dict[str, Any]:
     main.save()
     hub.synced_at = hub.synced_at.replace(year=hub.synced_at.year - 1)
     hub.save()
-    for block, status in (("10.31.0.0/16", Status.PENDING_APPROVAL), ("10.32.0.0/16", Status.APPROVED),
-                          ("10.33.0.0/16", Status.PROVISIONING), ("10.34.0.0/16", Status.REJECTED)):
+    for block, status in (
+        ("10.31.0.0/16", Status.PENDING_APPROVAL),
+        ("10.32.0.0/16", Status.APPROVED),
+        ("10.33.0.0/16", Status.PROVISIONING),
+        ("10.34.0.0/16", Status.REJECTED),
+    ):
         request(block, status)
     # The hub's account asks for a peering itself (hub as requester), approved: pending, outstanding.
     outbound = PeeringRequestFactory(requester_vpc=hub, accepter_vpc=spoke("10.40.0.0/16"), status=Status.APPROVED)
-    ManagedRouteFactory(request=outbound, side="requester", route_table_id=main.route_table_id,
-                        destination="10.40.0.0/16")
-    ObservedPeeringFactory(requester_vpc_id=hub.vpc_id, requester_account_id=hub_account.account_id,
-                           status="pending-acceptance")
+    ManagedRouteFactory(
+        request=outbound, side="requester", route_table_id=main.route_table_id, destination="10.40.0.0/16"
+    )
+    ObservedPeeringFactory(
+        requester_vpc_id=hub.vpc_id, requester_account_id=hub_account.account_id, status="pending-acceptance"
+    )
     return {"hub": hub, "owner": owner, "main": main, "private": private}
 
 
 def test_capacity_counts_live_and_pending_work_against_each_quota(hub_world: dict[str, Any]) -> None:
     hub, main, private = hub_world["hub"], hub_world["main"], hub_world["private"]
 
-    capacity = services.vpc_capacity(actor=hub_world["owner"], vpc_id=hub.vpc_id).as_dict()
+    capacity = inventory_services.vpc_capacity(actor=hub_world["owner"], vpc_id=hub.vpc_id).as_dict()
 
     assert capacity["peerings"] == {"active": 5, "pending": 4, "limit": 10}
     assert capacity["route_tables"] == [
@@ -112,8 +118,9 @@ def test_capacity_counts_live_and_pending_work_against_each_quota(hub_world: dic
     assert "has 5 active and 4 pending peerings of 10 allowed" in advice["peerings_near_limit"]
     assert "at most 125 per VPC" in advice["use_transit_gateway"]
     assert "Transit Gateway" in advice["use_transit_gateway"]
-    assert f"main ({main.route_table_id}) holds 4 routes and live requests will add 4, of 8 allowed" in (
-        advice["route_table_near_limit"]
+    assert (
+        f"main ({main.route_table_id}) holds 4 routes and live requests will add 4, of 8 allowed"
+        in (advice["route_table_near_limit"])
     )
 
 
@@ -123,7 +130,7 @@ def test_capacity_under_the_thresholds_gives_no_advice_and_defaults_apply(hub_wo
     hub.account.max_routes_per_table = None  # 500
     hub.account.save()
 
-    capacity = services.vpc_capacity(actor=hub_world["owner"], vpc_id=hub.vpc_id).as_dict()
+    capacity = inventory_services.vpc_capacity(actor=hub_world["owner"], vpc_id=hub.vpc_id).as_dict()
 
     assert capacity["peerings"]["limit"] == 50
     assert {t["limit"] for t in capacity["route_tables"]} == {500}
@@ -138,10 +145,14 @@ def test_the_capacity_endpoint_answers_what_the_service_does_and_only_to_those_w
     client.force_authenticate(hub_world["owner"])
     answer = client.get(f"/api/v1/vpcs/{hub.vpc_id}/capacity/")
     assert answer.status_code == 200
-    assert answer.json() == {"vpc_id": hub.vpc_id, **{
-        k: v for k, v in services.vpc_capacity(actor=hub_world["owner"], vpc_id=hub.vpc_id).as_dict().items()
-        if k != "vpc_id"
-    }}
+    assert answer.json() == {
+        "vpc_id": hub.vpc_id,
+        **{
+            k: v
+            for k, v in inventory_services.vpc_capacity(actor=hub_world["owner"], vpc_id=hub.vpc_id).as_dict().items()
+            if k != "vpc_id"
+        },
+    }
     # A VPC of another department without owners is not found, as for one that does not exist.
     stranger = VpcFactory(cidrs=["10.99.0.0/16"])
     assert client.get(f"/api/v1/vpcs/{stranger.vpc_id}/capacity/").status_code == 404

@@ -5,7 +5,7 @@ turned off, an old `synced_at`, a request or an AWS connection that already hold
 asks for one peering and expects one check to come back with one status. The same row is sent
 through:
 
-1. the service, `services.peering_request_evaluate`;
+1. the service, `preflight.peering_request_evaluate`;
 2. the API, preflight (200 with `checks`) and create (201, or 400 whose `checks` are the
    preflight's and whose `errors` name the failing checks; a refused create files nothing);
 3. the HTML form, `/requests/new/` with `check=1`, and the live-check fragment
@@ -39,10 +39,15 @@ from django.utils import timezone
 from django.utils.html import escape
 from rest_framework.test import APIClient
 
-from requests_app import demo, inventory, permissions, services, tokens
 from requests_app.domain import checks as rules
 from requests_app.domain import cidrs
+from requests_app.integrations import tokens
+from requests_app.inventory import sync
+from requests_app.inventory.network import LIVE_AWS_STATES
+from requests_app.management import demo
 from requests_app.models import AwsAccount, ManagedRoute, ObservedPeering, PeeringRequest, RouteTable, Vpc, VpcCidr
+from requests_app.peering import permissions, preflight
+from requests_app.peering import services as peering_services
 from tests.conftest import DEMO_PASSWORD, ec2_as
 
 pytestmark = pytest.mark.django_db
@@ -226,8 +231,14 @@ def hold(
         )
         if routes:
             ManagedRoute.objects.bulk_create(
-                ManagedRoute(request=obj, side=side, route_table_id=table.route_table_id, destination=cidr,
-                             state=routes, changed_at=timezone.now())
+                ManagedRoute(
+                    request=obj,
+                    side=side,
+                    route_table_id=table.route_table_id,
+                    destination=cidr,
+                    state=routes,
+                    changed_at=timezone.now(),
+                )
                 for side, vpc, peer in (("requester", req, acc), ("accepter", acc, req))
                 for table in vpc.route_tables.all()
                 for cidr in peer.cidr_list()
@@ -265,9 +276,9 @@ def filed(username: str, requester: str, accepter: str, *, key: str) -> Setup:
     """A request filed through the service, as the form or the API would."""
 
     def apply(w: World) -> None:
-        created = services.peering_request_submit(
+        created = peering_services.peering_request_submit(
             actor=w.user(username),
-            draft=services.PeeringDraft(
+            draft=preflight.PeeringDraft(
                 requester_vpc=w.vpc_id(requester), accepter_vpc=w.vpc_id(accepter), justification="filed earlier"
             ),
         )
@@ -278,7 +289,7 @@ def filed(username: str, requester: str, accepter: str, *, key: str) -> Setup:
 
 def rejected(username: str, *, key: str) -> Setup:
     def apply(w: World) -> None:
-        services.peering_request_reject(actor=w.user(username), request_id=w.ids[key], comment="not now")
+        peering_services.peering_request_reject(actor=w.user(username), request_id=w.ids[key], comment="not now")
 
     return apply
 
@@ -290,7 +301,7 @@ def aws_connection_not_made_by_portal(w: World) -> None:
         VpcId=w.ids["finance-app"], PeerVpcId=w.ids["services-use1"], PeerOwnerId="111111111111", PeerRegion="us-east-1"
     )["VpcPeeringConnection"]["VpcPeeringConnectionId"]
     w.cleanups.append(lambda: ec2.delete_vpc_peering_connection(VpcPeeringConnectionId=pcx))
-    inventory.sync_account(AwsAccount.objects.get(account_id="222222222222"))
+    sync.sync_account(AwsAccount.objects.get(account_id="222222222222"))
     seen = ObservedPeering.objects.get(connection_id=pcx)
     assert not seen.is_managed
     w.ids["pcx"] = pcx
@@ -307,8 +318,13 @@ FINANCE_HOLDS_THREE_PEERINGS = combine(
     hold("finance-app", "eng-sandbox", "pending_approval"),
     hold("finance-app", "services-euw1", "rejected"),
     observed("finance-app", "vpc-0aaaaaaaaaaaaaaa1", "deleted", requester_account="222222222222"),
-    observed("finance-app", "vpc-0aaaaaaaaaaaaaaa2", "active", requester_account="222222222222",
-             portal_request_id="00000000-0000-0000-0000-000000000001"),
+    observed(
+        "finance-app",
+        "vpc-0aaaaaaaaaaaaaaa2",
+        "active",
+        requester_account="222222222222",
+        portal_request_id="00000000-0000-0000-0000-000000000001",
+    ),
 )
 # Account 222222222222 has three peering requests outstanding in AWS; others must not count.
 FINANCE_ACCOUNT_HAS_THREE_OUTSTANDING = combine(
@@ -319,8 +335,13 @@ FINANCE_ACCOUNT_HAS_THREE_OUTSTANDING = combine(
     hold("finance-app", "hr-portal", "pending_approval"),
     hold("finance-app", "services-euw1", "active"),
     observed("eng-build", "finance-app", "pending-acceptance", requester_account="444444444444"),
-    observed("finance-app", "vpc-0aaaaaaaaaaaaaaa2", "pending-acceptance", requester_account="222222222222",
-             portal_request_id="00000000-0000-0000-0000-000000000001"),
+    observed(
+        "finance-app",
+        "vpc-0aaaaaaaaaaaaaaa2",
+        "pending-acceptance",
+        requester_account="222222222222",
+        portal_request_id="00000000-0000-0000-0000-000000000001",
+    ),
 )
 
 
@@ -346,282 +367,786 @@ FINANCE_DEFAULT, ENGINEERING_DEFAULT = "default-222222222222-us-east-1", "defaul
 OLD_PCX = "pcx-0123abcd0123abcd0"
 CASES = [
     # vpc_not_found
-    Case("vpc_not_found-fail-unknown-accepter", "fiona", FINANCE, UNKNOWN_VPC, "vpc_not_found", "fail",
-         detail=f"VPC {UNKNOWN_VPC} is not in the portal's inventory", form_refuses="accepter_vpc"),
-    Case("vpc_not_found-fail-requester-vanished-from-aws", "fiona", FINANCE, SERVICES, "vpc_not_found", "fail",
-         setup=vpc_fields(FINANCE, present_in_aws=False),
-         detail="VPC @finance-app is not in the portal's inventory", form_refuses="requester_vpc"),
+    Case(
+        "vpc_not_found-fail-unknown-accepter",
+        "fiona",
+        FINANCE,
+        UNKNOWN_VPC,
+        "vpc_not_found",
+        "fail",
+        detail=f"VPC {UNKNOWN_VPC} is not in the portal's inventory",
+        form_refuses="accepter_vpc",
+    ),
+    Case(
+        "vpc_not_found-fail-requester-vanished-from-aws",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "vpc_not_found",
+        "fail",
+        setup=vpc_fields(FINANCE, present_in_aws=False),
+        detail="VPC @finance-app is not in the portal's inventory",
+        form_refuses="requester_vpc",
+    ),
     Case("vpc_not_found-absent", "fiona", FINANCE, SERVICES, "vpc_not_found", None),
     # same_vpc
-    Case("same_vpc-fail", "nina", SERVICES, SERVICES, "same_vpc", "fail",
-         detail="services-use1 (@services-use1) cannot peer with itself"),
+    Case(
+        "same_vpc-fail",
+        "nina",
+        SERVICES,
+        SERVICES,
+        "same_vpc",
+        "fail",
+        detail="services-use1 (@services-use1) cannot peer with itself",
+    ),
     Case("same_vpc-absent-two-vpcs-of-one-owner", "nina", "services-euw1", SERVICES, "same_vpc", None),
     # vpc_ownership / not_your_vpc
-    Case("vpc_ownership-pass", "fiona", FINANCE, SERVICES, "vpc_ownership", "pass",
-         detail="finance-app (@finance-app) belongs to your department"),
-    Case("not_your_vpc-fail-other-department", "fiona", "hr-portal", "services-euw1", "not_your_vpc", "fail",
-         # Another department's VPC is named by the id the caller sent, and nothing more.
-         detail="@hr-portal is not one of your department's VPCs",
-         form_refuses="requester_vpc"),
-    Case("not_your_vpc-fail-owning-is-not-belonging", "sam", SERVICES, "services-euw1", "not_your_vpc", "fail",
-         detail="@services-use1 is not one of your department's VPCs",
-         form_refuses="requester_vpc"),
+    Case(
+        "vpc_ownership-pass",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "vpc_ownership",
+        "pass",
+        detail="finance-app (@finance-app) belongs to your department",
+    ),
+    Case(
+        "not_your_vpc-fail-other-department",
+        "fiona",
+        "hr-portal",
+        "services-euw1",
+        "not_your_vpc",
+        "fail",
+        # Another department's VPC is named by the id the caller sent, and nothing more.
+        detail="@hr-portal is not one of your department's VPCs",
+        form_refuses="requester_vpc",
+    ),
+    Case(
+        "not_your_vpc-fail-owning-is-not-belonging",
+        "sam",
+        SERVICES,
+        "services-euw1",
+        "not_your_vpc",
+        "fail",
+        detail="@services-use1 is not one of your department's VPCs",
+        form_refuses="requester_vpc",
+    ),
     # accepter_owner / no_approver
-    Case("accepter_owner-pass", "fiona", FINANCE, SERVICES, "accepter_owner", "pass",
-         detail="services-use1 (@services-use1) has owners who can approve"),
+    Case(
+        "accepter_owner-pass",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "accepter_owner",
+        "pass",
+        detail="services-use1 (@services-use1) has owners who can approve",
+    ),
     # A peer of the caller's own department with no owners (another department's would be not found).
-    Case("no_approver-fail", "erin", "eng-build", "eng-sandbox", "no_approver", "fail",
-         detail="eng-sandbox (@eng-sandbox) has no owners in the portal, so nobody could approve a peering with it",
-         form_refuses="accepter_vpc"),
+    Case(
+        "no_approver-fail",
+        "erin",
+        "eng-build",
+        "eng-sandbox",
+        "no_approver",
+        "fail",
+        detail="eng-sandbox (@eng-sandbox) has no owners in the portal, so nobody could approve a peering with it",
+        form_refuses="accepter_vpc",
+    ),
     # cidr_overlap
-    Case("cidr_overlap-pass", "fiona", FINANCE, SERVICES, "cidr_overlap", "pass",
-         detail="no overlap between 10.1.0.0/16, 10.11.0.0/16 and 10.0.0.0/16"),
-    Case("cidr_overlap-fail", "erin", "eng-sandbox", SERVICES, "cidr_overlap", "fail",
-         detail="CIDR blocks overlap: 10.0.128.0/20 of eng-sandbox (@eng-sandbox) overlaps "
-                "10.0.0.0/16 of services-use1 (@services-use1)"),
+    Case(
+        "cidr_overlap-pass",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "cidr_overlap",
+        "pass",
+        detail="no overlap between 10.1.0.0/16, 10.11.0.0/16 and 10.0.0.0/16",
+    ),
+    Case(
+        "cidr_overlap-fail",
+        "erin",
+        "eng-sandbox",
+        SERVICES,
+        "cidr_overlap",
+        "fail",
+        detail="CIDR blocks overlap: 10.0.128.0/20 of eng-sandbox (@eng-sandbox) overlaps "
+        "10.0.0.0/16 of services-use1 (@services-use1)",
+    ),
     # duplicate_peering
-    Case("duplicate_peering-pass-earlier-request-rejected", "fiona", FINANCE, SERVICES, "duplicate_peering", "pass",
-         setup=combine(filed("fiona", FINANCE, SERVICES, key="earlier"), rejected("nina", key="earlier")),
-         detail="no other peering between finance-app (@finance-app) and services-use1 (@services-use1)"),
-    Case("duplicate_peering-fail-pending-same-direction", "fiona", FINANCE, SERVICES, "duplicate_peering", "fail",
-         setup=filed("fiona", FINANCE, SERVICES, key="earlier"),
-         detail="finance-app (@finance-app) and services-use1 (@services-use1) already have a peering "
-                "(request @earlier, pending_approval, the same direction); two VPCs can have only one"),
-    Case("duplicate_peering-fail-active-opposite-direction", "fiona", FINANCE, SERVICES, "duplicate_peering", "fail",
-         setup=hold(SERVICES, FINANCE, "active", by="nina", key="held"),
-         # fiona cannot open nina's request, so its id is not shown to her.
-         detail="(a request of another department, active, the opposite direction)"),
-    Case("duplicate_peering-fail-aws-connection-not-made-by-portal", "fiona", FINANCE, SERVICES,
-         "duplicate_peering", "fail", setup=aws_connection_not_made_by_portal,
-         detail="(connection @pcx found in AWS, not made by the portal, @pcx_status, the same direction)"),
-    Case("duplicate_peering-fail-portal-connection-outlived-its-request", "fiona", FINANCE, SERVICES,
-         "duplicate_peering", "fail",
-         setup=combine(hold(FINANCE, SERVICES, "decommissioned", key="old"),
-                       observed(FINANCE, SERVICES, "active", requester_account="222222222222",
-                                portal_request_id="@old", key="leftover")),
-         detail="(connection @leftover found in AWS, active, the same direction)"),
-    Case("duplicate_peering-pass-aws-connection-deleted", "fiona", FINANCE, SERVICES, "duplicate_peering", "pass",
-         setup=observed(SERVICES, FINANCE, "deleted", requester_account="111111111111"),
-         detail="no other peering between finance-app (@finance-app) and services-use1 (@services-use1)"),
+    Case(
+        "duplicate_peering-pass-earlier-request-rejected",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "duplicate_peering",
+        "pass",
+        setup=combine(filed("fiona", FINANCE, SERVICES, key="earlier"), rejected("nina", key="earlier")),
+        detail="no other peering between finance-app (@finance-app) and services-use1 (@services-use1)",
+    ),
+    Case(
+        "duplicate_peering-fail-pending-same-direction",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "duplicate_peering",
+        "fail",
+        setup=filed("fiona", FINANCE, SERVICES, key="earlier"),
+        detail="finance-app (@finance-app) and services-use1 (@services-use1) already have a peering "
+        "(request @earlier, pending_approval, the same direction); two VPCs can have only one",
+    ),
+    Case(
+        "duplicate_peering-fail-active-opposite-direction",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "duplicate_peering",
+        "fail",
+        setup=hold(SERVICES, FINANCE, "active", by="nina", key="held"),
+        # fiona cannot open nina's request, so its id is not shown to her.
+        detail="(a request of another department, active, the opposite direction)",
+    ),
+    Case(
+        "duplicate_peering-fail-aws-connection-not-made-by-portal",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "duplicate_peering",
+        "fail",
+        setup=aws_connection_not_made_by_portal,
+        detail="(connection @pcx found in AWS, not made by the portal, @pcx_status, the same direction)",
+    ),
+    Case(
+        "duplicate_peering-fail-portal-connection-outlived-its-request",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "duplicate_peering",
+        "fail",
+        setup=combine(
+            hold(FINANCE, SERVICES, "decommissioned", key="old"),
+            observed(
+                FINANCE, SERVICES, "active", requester_account="222222222222", portal_request_id="@old", key="leftover"
+            ),
+        ),
+        detail="(connection @leftover found in AWS, active, the same direction)",
+    ),
+    Case(
+        "duplicate_peering-pass-aws-connection-deleted",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "duplicate_peering",
+        "pass",
+        setup=observed(SERVICES, FINANCE, "deleted", requester_account="111111111111"),
+        detail="no other peering between finance-app (@finance-app) and services-use1 (@services-use1)",
+    ),
     # route_table_not_found
-    Case("route_table_not_found-fail-table-of-another-vpc", "fiona", FINANCE, SERVICES, "route_table_not_found", "fail",
-         body={"accepter_route_tables": ["@services-euw1-main"]},
-         detail="route table @services-euw1-main is not a route table of services-use1 (@services-use1)"),
-    Case("route_table_not_found-absent-tables-chosen", "fiona", FINANCE, SERVICES, "route_table_not_found", None,
-         body={"requester_route_tables": ["@finance-app-main"], "accepter_route_tables": ["@services-private"]}),
+    Case(
+        "route_table_not_found-fail-table-of-another-vpc",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "route_table_not_found",
+        "fail",
+        body={"accepter_route_tables": ["@services-euw1-main"]},
+        detail="route table @services-euw1-main is not a route table of services-use1 (@services-use1)",
+    ),
+    Case(
+        "route_table_not_found-absent-tables-chosen",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "route_table_not_found",
+        None,
+        body={"requester_route_tables": ["@finance-app-main"], "accepter_route_tables": ["@services-private"]},
+    ),
     # no_route_tables
-    Case("no_route_tables-fail", "fiona", FINANCE, SERVICES, "no_route_tables", "fail",
-         setup=no_route_tables(SERVICES),
-         detail="services-use1 (@services-use1) has no route tables to add routes to"),
+    Case(
+        "no_route_tables-fail",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "no_route_tables",
+        "fail",
+        setup=no_route_tables(SERVICES),
+        detail="services-use1 (@services-use1) has no route tables to add routes to",
+    ),
     Case("no_route_tables-absent", "fiona", FINANCE, SERVICES, "no_route_tables", None),
     # invalid_cidr
-    Case("invalid_cidr-fail-host-bits", "fiona", FINANCE, SERVICES, "invalid_cidr", "fail",
-         body={"requester_destination_cidrs": ["10.0.1.5/24"]},
-         detail="'10.0.1.5/24' is not an IPv4 CIDR block with its host bits zero (for example 10.0.1.0/24)"),
-    Case("invalid_cidr-absent-narrow-destination", "fiona", FINANCE, SERVICES, "invalid_cidr", None,
-         body={"requester_destination_cidrs": ["10.0.1.0/24"]}),
+    Case(
+        "invalid_cidr-fail-host-bits",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "invalid_cidr",
+        "fail",
+        body={"requester_destination_cidrs": ["10.0.1.5/24"]},
+        detail="'10.0.1.5/24' is not an IPv4 CIDR block with its host bits zero (for example 10.0.1.0/24)",
+    ),
+    Case(
+        "invalid_cidr-absent-narrow-destination",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "invalid_cidr",
+        None,
+        body={"requester_destination_cidrs": ["10.0.1.0/24"]},
+    ),
     # Another spelling of a block is taken as the block (stored and sent only canonically) ...
-    Case("invalid_cidr-absent-another-spelling", "fiona", FINANCE, SERVICES, "invalid_cidr", None,
-         body={"requester_destination_cidrs": ["10.0.0.0/016"]}),
+    Case(
+        "invalid_cidr-absent-another-spelling",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "invalid_cidr",
+        None,
+        body={"requester_destination_cidrs": ["10.0.0.0/016"]},
+    ),
     # ... so two spellings of one block are the same destination twice.
-    Case("duplicate_destination-fail-two-spellings", "fiona", FINANCE, SERVICES, "duplicate_destination", "fail",
-         body={"requester_destination_cidrs": ["10.0.1.0/24", " 10.0.1.0/024"]},
-         detail="10.0.1.0/24 is listed more than once"),
+    Case(
+        "duplicate_destination-fail-two-spellings",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "duplicate_destination",
+        "fail",
+        body={"requester_destination_cidrs": ["10.0.1.0/24", " 10.0.1.0/024"]},
+        detail="10.0.1.0/24 is listed more than once",
+    ),
     # duplicate_destination / duplicate_route_table: one route per table and destination
-    Case("duplicate_destination-fail", "fiona", FINANCE, SERVICES, "duplicate_destination", "fail",
-         body={"requester_destination_cidrs": ["10.0.1.0/24", "10.0.1.0/24"]},
-         detail="10.0.1.0/24 is listed more than once"),
-    Case("duplicate_destination-absent", "fiona", FINANCE, SERVICES, "duplicate_destination", None,
-         body={"requester_destination_cidrs": ["10.0.1.0/24", "10.0.2.0/24"]}),
-    Case("duplicate_route_table-fail", "fiona", FINANCE, SERVICES, "duplicate_route_table", "fail",
-         body={"accepter_route_tables": ["@services-private", "@services-private"]},
-         detail="route table @services-private is listed more than once for services-use1 (@services-use1)"),
-    Case("duplicate_route_table-absent", "fiona", FINANCE, SERVICES, "duplicate_route_table", None,
-         body={"accepter_route_tables": ["@services-private", "@services-use1-main"]}),
+    Case(
+        "duplicate_destination-fail",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "duplicate_destination",
+        "fail",
+        body={"requester_destination_cidrs": ["10.0.1.0/24", "10.0.1.0/24"]},
+        detail="10.0.1.0/24 is listed more than once",
+    ),
+    Case(
+        "duplicate_destination-absent",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "duplicate_destination",
+        None,
+        body={"requester_destination_cidrs": ["10.0.1.0/24", "10.0.2.0/24"]},
+    ),
+    Case(
+        "duplicate_route_table-fail",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "duplicate_route_table",
+        "fail",
+        body={"accepter_route_tables": ["@services-private", "@services-private"]},
+        detail="route table @services-private is listed more than once for services-use1 (@services-use1)",
+    ),
+    Case(
+        "duplicate_route_table-absent",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "duplicate_route_table",
+        None,
+        body={"accepter_route_tables": ["@services-private", "@services-use1-main"]},
+    ),
     # non_private_cidr
-    Case("non_private_cidr-fail", "fiona", FINANCE, SERVICES, "non_private_cidr", "fail",
-         body={"requester_destination_cidrs": ["8.8.8.0/24"]},
-         detail="8.8.8.0/24 is not a private address range; peering carries traffic between private addresses only"),
-    Case("non_private_cidr-absent", "fiona", FINANCE, SERVICES, "non_private_cidr", None,
-         body={"accepter_destination_cidrs": ["10.1.0.0/16"]}),
+    Case(
+        "non_private_cidr-fail",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "non_private_cidr",
+        "fail",
+        body={"requester_destination_cidrs": ["8.8.8.0/24"]},
+        detail="8.8.8.0/24 is not a private address range; peering carries traffic between private addresses only",
+    ),
+    Case(
+        "non_private_cidr-absent",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "non_private_cidr",
+        None,
+        body={"accepter_destination_cidrs": ["10.1.0.0/16"]},
+    ),
     # shared_address_space
-    Case("shared_address_space-warn", "fiona", FINANCE, SERVICES, "shared_address_space", "warn",
-         setup=add_cidr(SERVICES, "100.64.0.0/16"), body={"requester_destination_cidrs": ["100.64.0.0/16"]},
-         detail="100.64.0.0/16 is in the shared address space 100.64.0.0/10, not RFC 1918"),
+    Case(
+        "shared_address_space-warn",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "shared_address_space",
+        "warn",
+        setup=add_cidr(SERVICES, "100.64.0.0/16"),
+        body={"requester_destination_cidrs": ["100.64.0.0/16"]},
+        detail="100.64.0.0/16 is in the shared address space 100.64.0.0/10, not RFC 1918",
+    ),
     Case("shared_address_space-absent", "fiona", FINANCE, SERVICES, "shared_address_space", None),
     # destination_outside_peer
-    Case("destination_outside_peer-fail-transit-to-third-vpc", "fiona", FINANCE, SERVICES,
-         "destination_outside_peer", "fail", body={"requester_destination_cidrs": ["10.100.1.0/24"]},
-         # Named because fiona may see services-euw1 (it has owners); a hidden VPC is not named.
-         detail="10.100.1.0/24 is not inside services-use1 (@services-use1)'s CIDRs (10.0.0.0/16): it belongs to "
-                "services-euw1 (@services-euw1); peering is not transitive"),
-    Case("destination_outside_peer-fail-edge-to-edge", "fiona", FINANCE, SERVICES,
-         "destination_outside_peer", "fail", body={"requester_destination_cidrs": ["192.168.0.0/24"]},
-         detail="192.168.0.0/24 is not inside services-use1 (@services-use1)'s CIDRs (10.0.0.0/16): peering is not "
-                "transitive and carries no edge-to-edge traffic"),
-    Case("destination_outside_peer-absent-secondary-block", "fiona", FINANCE, SERVICES,
-         "destination_outside_peer", None, body={"accepter_destination_cidrs": ["10.11.0.0/16"]}),
+    Case(
+        "destination_outside_peer-fail-transit-to-third-vpc",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "destination_outside_peer",
+        "fail",
+        body={"requester_destination_cidrs": ["10.100.1.0/24"]},
+        # Named because fiona may see services-euw1 (it has owners); a hidden VPC is not named.
+        detail="10.100.1.0/24 is not inside services-use1 (@services-use1)'s CIDRs (10.0.0.0/16): it belongs to "
+        "services-euw1 (@services-euw1); peering is not transitive",
+    ),
+    Case(
+        "destination_outside_peer-fail-edge-to-edge",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "destination_outside_peer",
+        "fail",
+        body={"requester_destination_cidrs": ["192.168.0.0/24"]},
+        detail="192.168.0.0/24 is not inside services-use1 (@services-use1)'s CIDRs (10.0.0.0/16): peering is not "
+        "transitive and carries no edge-to-edge traffic",
+    ),
+    Case(
+        "destination_outside_peer-absent-secondary-block",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "destination_outside_peer",
+        None,
+        body={"accepter_destination_cidrs": ["10.11.0.0/16"]},
+    ),
     # route_conflict
-    Case("route_conflict-fail-narrower-route-requester-side", "fiona", FINANCE, SERVICES, "route_conflict", "fail",
-         setup=add_route("finance-app-main", "10.0.1.0/24", "pcx-0aaaabbbbccccdddd"),
-         detail="route table finance-app-main of finance-app (@finance-app) already routes 10.0.1.0/24 to "
-                "pcx-0aaaabbbbccccdddd, which lies within 10.0.0.0/16"),
-    Case("route_conflict-fail-equal-route-accepter-side", "fiona", FINANCE, SERVICES, "route_conflict", "fail",
-         setup=add_route("services-private", "10.11.0.0/16", "tgw-0123456789abcdef0"),
-         detail="route table services-private of services-use1 (@services-use1) already routes 10.11.0.0/16 to "
-                "tgw-0123456789abcdef0, which lies within 10.11.0.0/16"),
+    Case(
+        "route_conflict-fail-narrower-route-requester-side",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "route_conflict",
+        "fail",
+        setup=add_route("finance-app-main", "10.0.1.0/24", "pcx-0aaaabbbbccccdddd"),
+        detail="route table finance-app-main of finance-app (@finance-app) already routes 10.0.1.0/24 to "
+        "pcx-0aaaabbbbccccdddd, which lies within 10.0.0.0/16",
+    ),
+    Case(
+        "route_conflict-fail-equal-route-accepter-side",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "route_conflict",
+        "fail",
+        setup=add_route("services-private", "10.11.0.0/16", "tgw-0123456789abcdef0"),
+        detail="route table services-private of services-use1 (@services-use1) already routes 10.11.0.0/16 to "
+        "tgw-0123456789abcdef0, which lies within 10.11.0.0/16",
+    ),
     # A broader route to a gateway stays: the peering's narrower route wins by longest prefix.
-    Case("route_conflict-pass-broader-routes-to-gateways", "fiona", FINANCE, SERVICES, "route_conflict", "pass",
-         setup=combine(add_route("finance-app-main", "0.0.0.0/0", "igw-0123456789abcdef0"),
-                       add_route("finance-app-main", "10.0.0.0/8", "tgw-0123456789abcdef0")),
-         detail="broader routes to gateways in finance-app (@finance-app) stay (finance-app-main: 0.0.0.0/0 → "
-                "igw-0123456789abcdef0; finance-app-main: 10.0.0.0/8 → tgw-0123456789abcdef0): the peering's "
-                "narrower routes win by longest prefix"),
+    Case(
+        "route_conflict-pass-broader-routes-to-gateways",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "route_conflict",
+        "pass",
+        setup=combine(
+            add_route("finance-app-main", "0.0.0.0/0", "igw-0123456789abcdef0"),
+            add_route("finance-app-main", "10.0.0.0/8", "tgw-0123456789abcdef0"),
+        ),
+        detail="broader routes to gateways in finance-app (@finance-app) stay (finance-app-main: 0.0.0.0/0 → "
+        "igw-0123456789abcdef0; finance-app-main: 10.0.0.0/8 → tgw-0123456789abcdef0): the peering's "
+        "narrower routes win by longest prefix",
+    ),
     # A broader route to a peering owns its addresses: a narrower one inside it would steal them.
-    Case("route_conflict-fail-broader-route-to-a-peering", "fiona", FINANCE, SERVICES, "route_conflict", "fail",
-         setup=add_route("services-private", "10.0.0.0/8", "pcx-0aaaabbbbccccdddd"),
-         detail="route table services-private of services-use1 (@services-use1) already routes 10.0.0.0/8 to "
-                "pcx-0aaaabbbbccccdddd, which contains 10.1.0.0/16: that peer owns those addresses, and a narrower "
-                "route would take part of its traffic"),
+    Case(
+        "route_conflict-fail-broader-route-to-a-peering",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "route_conflict",
+        "fail",
+        setup=add_route("services-private", "10.0.0.0/8", "pcx-0aaaabbbbccccdddd"),
+        detail="route table services-private of services-use1 (@services-use1) already routes 10.0.0.0/8 to "
+        "pcx-0aaaabbbbccccdddd, which contains 10.1.0.0/16: that peer owns those addresses, and a narrower "
+        "route would take part of its traffic",
+    ),
     # The portal's own routes count before any sync has read them ...
-    Case("route_conflict-fail-a-route-the-portal-made-since-the-last-sync", "fiona", FINANCE_DEFAULT, SERVICES,
-         "route_conflict", "fail",
-         setup=hold(ENGINEERING_DEFAULT, SERVICES, "active", by="erin", routes="created", pcx=OLD_PCX),
-         detail=f"route table services-use1-main of services-use1 (@services-use1) already routes 172.31.0.0/16 to "
-                f"{OLD_PCX} (a request of another department: a VPC of another department → services-use1 "
-                "(@services-use1), active), which lies within 172.31.0.0/16"),
+    Case(
+        "route_conflict-fail-a-route-the-portal-made-since-the-last-sync",
+        "fiona",
+        FINANCE_DEFAULT,
+        SERVICES,
+        "route_conflict",
+        "fail",
+        setup=hold(ENGINEERING_DEFAULT, SERVICES, "active", by="erin", routes="created", pcx=OLD_PCX),
+        detail=f"route table services-use1-main of services-use1 (@services-use1) already routes 172.31.0.0/16 to "
+        f"{OLD_PCX} (a request of another department: a VPC of another department → services-use1 "
+        "(@services-use1), active), which lies within 172.31.0.0/16",
+    ),
     # ... and a route it removed since does not.
-    Case("route_conflict-absent-a-route-the-portal-removed-since-the-last-sync", "fiona", FINANCE, SERVICES,
-         "route_conflict", None,
-         setup=combine(add_route("services-use1-main", "10.1.0.0/16", OLD_PCX),
-                       hold(FINANCE, SERVICES, "decommissioned", routes="removed", pcx=OLD_PCX))),
+    Case(
+        "route_conflict-absent-a-route-the-portal-removed-since-the-last-sync",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "route_conflict",
+        None,
+        setup=combine(
+            add_route("services-use1-main", "10.1.0.0/16", OLD_PCX),
+            hold(FINANCE, SERVICES, "decommissioned", routes="removed", pcx=OLD_PCX),
+        ),
+    ),
     # A request waiting for approval claims its routes: a warning, until one of the two is approved.
-    Case("route_conflict-warn-claim-of-a-pending-request", "fiona", FINANCE_DEFAULT, SERVICES, "route_conflict",
-         "warn", setup=filed("erin", ENGINEERING_DEFAULT, SERVICES, key="other"),
-         detail="route table services-use1-main of services-use1 (@services-use1) already routes 172.31.0.0/16 to "
-                "the peering of a request of another department: a VPC of another department → services-use1 "
-                "(@services-use1), pending_approval, which lies within 172.31.0.0/16; with no reverse-path "
-                "forwarding it cannot route to both; the one approved first wins"),
+    Case(
+        "route_conflict-warn-claim-of-a-pending-request",
+        "fiona",
+        FINANCE_DEFAULT,
+        SERVICES,
+        "route_conflict",
+        "warn",
+        setup=filed("erin", ENGINEERING_DEFAULT, SERVICES, key="other"),
+        detail="route table services-use1-main of services-use1 (@services-use1) already routes 172.31.0.0/16 to "
+        "the peering of a request of another department: a VPC of another department → services-use1 "
+        "(@services-use1), pending_approval, which lies within 172.31.0.0/16; with no reverse-path "
+        "forwarding it cannot route to both; the one approved first wins",
+    ),
     # spoke_overlap: two peers of one VPC (two spokes of a hub) must not overlap
-    Case("spoke_overlap-pass", "fiona", FINANCE, SERVICES, "spoke_overlap", "pass",
-         setup=hold("eng-build", SERVICES, "active", by="erin"),
-         detail="no other peer of services-use1 (@services-use1) or finance-app (@finance-app) overlaps the new peer"),
-    Case("spoke_overlap-warn-the-other-spoke-is-pending", "fiona", FINANCE_DEFAULT, SERVICES, "spoke_overlap",
-         "warn", setup=filed("erin", ENGINEERING_DEFAULT, SERVICES, key="other"),
-         # erin's VPC and request are another department's: fiona learns the CIDR and the table only.
-         detail="172.31.0.0/16 of @default-222222222222-us-east-1 overlaps 172.31.0.0/16 of a VPC of "
-                "another department, which services-use1 (@services-use1) already peers with (a request of another "
-                "department, pending_approval, routed by route table @services-use1-main, @services-private): with "
-                "no reverse-path forwarding services-use1 (@services-use1) cannot route to both; the one approved "
-                "first wins"),
+    Case(
+        "spoke_overlap-pass",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "spoke_overlap",
+        "pass",
+        setup=hold("eng-build", SERVICES, "active", by="erin"),
+        detail="no other peer of services-use1 (@services-use1) or finance-app (@finance-app) overlaps the new peer",
+    ),
+    Case(
+        "spoke_overlap-warn-the-other-spoke-is-pending",
+        "fiona",
+        FINANCE_DEFAULT,
+        SERVICES,
+        "spoke_overlap",
+        "warn",
+        setup=filed("erin", ENGINEERING_DEFAULT, SERVICES, key="other"),
+        # erin's VPC and request are another department's: fiona learns the CIDR and the table only.
+        detail="172.31.0.0/16 of @default-222222222222-us-east-1 overlaps 172.31.0.0/16 of a VPC of "
+        "another department, which services-use1 (@services-use1) already peers with (a request of another "
+        "department, pending_approval, routed by route table @services-use1-main, @services-private): with "
+        "no reverse-path forwarding services-use1 (@services-use1) cannot route to both; the one approved "
+        "first wins",
+    ),
     # The rule holds on both sides: finance-app cannot take a second peer that overlaps its first.
-    Case("spoke_overlap-fail-the-requester-already-peers-with-an-overlapping-vpc", "fiona", FINANCE, "services-euw1",
-         "spoke_overlap", "fail",
-         setup=combine(hold(FINANCE, SERVICES, "active", key="held"), add_cidr("services-euw1", "10.0.64.0/18")),
-         detail="10.0.64.0/18 of services-euw1 (@services-euw1) overlaps 10.0.0.0/16 of services-use1 "
-                "(@services-use1), which finance-app (@finance-app) already peers with (request @held, active)"),
-    Case("spoke_overlap-fail-a-block-inside-a-live-spoke", "fiona", FINANCE, SERVICES, "spoke_overlap", "fail",
-         setup=combine(hold("eng-build", SERVICES, "approved", by="erin"), add_cidr(FINANCE, "10.3.128.0/20")),
-         detail="10.3.128.0/20 of finance-app (@finance-app) overlaps 10.3.0.0/16 of a VPC of another department, "
-                "which services-use1 (@services-use1) already peers with (a request of another department, approved)"),
-    Case("spoke_overlap-fail-a-block-containing-a-live-spoke", "fiona", FINANCE, SERVICES, "spoke_overlap", "fail",
-         setup=combine(hold("eng-build", SERVICES, "provisioning", by="erin"), add_cidr(FINANCE, "10.2.0.0/15")),
-         detail="10.2.0.0/15 of finance-app (@finance-app) overlaps 10.3.0.0/16 of a VPC of another department"),
-    Case("spoke_overlap-fail-a-connection-found-in-aws", "fiona", FINANCE, SERVICES, "spoke_overlap", "fail",
-         setup=combine(observed("eng-build", SERVICES, "active", requester_account="444444444444", key="seen"),
-                       add_cidr(FINANCE, "10.3.128.0/20")),
-         detail="(connection @seen found in AWS, not made by the portal, active)"),
-    Case("spoke_overlap-fail-default-vpcs-of-two-departments", "fiona", FINANCE_DEFAULT, SERVICES, "spoke_overlap",
-         "fail", setup=hold(ENGINEERING_DEFAULT, SERVICES, "active", by="erin"),
-         detail="172.31.0.0/16 of @default-222222222222-us-east-1 overlaps 172.31.0.0/16 of a VPC of "
-                "another department, which services-use1 (@services-use1) already peers with (a request of another "
-                "department, active): with no reverse-path forwarding services-use1 (@services-use1) cannot route "
-                "to both"),
-    Case("route_conflict-absent-table-not-chosen", "fiona", FINANCE, SERVICES, "route_conflict", None,
-         setup=add_route("services-private", "10.1.0.0/16", "tgw-0123456789abcdef0"),
-         body={"accepter_route_tables": ["@services-use1-main"]}),
+    Case(
+        "spoke_overlap-fail-the-requester-already-peers-with-an-overlapping-vpc",
+        "fiona",
+        FINANCE,
+        "services-euw1",
+        "spoke_overlap",
+        "fail",
+        setup=combine(hold(FINANCE, SERVICES, "active", key="held"), add_cidr("services-euw1", "10.0.64.0/18")),
+        detail="10.0.64.0/18 of services-euw1 (@services-euw1) overlaps 10.0.0.0/16 of services-use1 "
+        "(@services-use1), which finance-app (@finance-app) already peers with (request @held, active)",
+    ),
+    Case(
+        "spoke_overlap-fail-a-block-inside-a-live-spoke",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "spoke_overlap",
+        "fail",
+        setup=combine(hold("eng-build", SERVICES, "approved", by="erin"), add_cidr(FINANCE, "10.3.128.0/20")),
+        detail="10.3.128.0/20 of finance-app (@finance-app) overlaps 10.3.0.0/16 of a VPC of another department, "
+        "which services-use1 (@services-use1) already peers with (a request of another department, approved)",
+    ),
+    Case(
+        "spoke_overlap-fail-a-block-containing-a-live-spoke",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "spoke_overlap",
+        "fail",
+        setup=combine(hold("eng-build", SERVICES, "provisioning", by="erin"), add_cidr(FINANCE, "10.2.0.0/15")),
+        detail="10.2.0.0/15 of finance-app (@finance-app) overlaps 10.3.0.0/16 of a VPC of another department",
+    ),
+    Case(
+        "spoke_overlap-fail-a-connection-found-in-aws",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "spoke_overlap",
+        "fail",
+        setup=combine(
+            observed("eng-build", SERVICES, "active", requester_account="444444444444", key="seen"),
+            add_cidr(FINANCE, "10.3.128.0/20"),
+        ),
+        detail="(connection @seen found in AWS, not made by the portal, active)",
+    ),
+    Case(
+        "spoke_overlap-fail-default-vpcs-of-two-departments",
+        "fiona",
+        FINANCE_DEFAULT,
+        SERVICES,
+        "spoke_overlap",
+        "fail",
+        setup=hold(ENGINEERING_DEFAULT, SERVICES, "active", by="erin"),
+        detail="172.31.0.0/16 of @default-222222222222-us-east-1 overlaps 172.31.0.0/16 of a VPC of "
+        "another department, which services-use1 (@services-use1) already peers with (a request of another "
+        "department, active): with no reverse-path forwarding services-use1 (@services-use1) cannot route "
+        "to both",
+    ),
+    Case(
+        "route_conflict-absent-table-not-chosen",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "route_conflict",
+        None,
+        setup=add_route("services-private", "10.1.0.0/16", "tgw-0123456789abcdef0"),
+        body={"accepter_route_tables": ["@services-use1-main"]},
+    ),
     # inter_region
-    Case("inter_region-warn", "fiona", FINANCE, "services-euw1", "inter_region", "warn",
-         detail="finance-app (@finance-app) is in us-east-1 and services-euw1 (@services-euw1) in eu-west-1: "
-                "inter-region traffic crosses with an MTU of at most 8500 bytes (1500 through an internet gateway or "
-                "a VPN), and security groups cannot reference the peer's"),
+    Case(
+        "inter_region-warn",
+        "fiona",
+        FINANCE,
+        "services-euw1",
+        "inter_region",
+        "warn",
+        detail="finance-app (@finance-app) is in us-east-1 and services-euw1 (@services-euw1) in eu-west-1: "
+        "inter-region traffic crosses with an MTU of at most 8500 bytes (1500 through an internet gateway or "
+        "a VPN), and security groups cannot reference the peer's",
+    ),
     Case("inter_region-absent", "fiona", FINANCE, SERVICES, "inter_region", None),
     # dns_prerequisites
-    Case("dns_prerequisites-pass", "fiona", FINANCE, SERVICES, "dns_prerequisites", "pass",
-         body={"allow_dns_resolution": True}, detail="DNS hostnames and support are enabled on both VPCs"),
-    Case("dns_prerequisites-fail-accepter-hostnames-off", "fiona", FINANCE, SERVICES, "dns_prerequisites", "fail",
-         setup=vpc_fields(SERVICES, dns_hostnames=False), body={"allow_dns_resolution": True},
-         detail="DNS resolution across the peering needs DNS hostnames and DNS support on both VPCs: "
-                "services-use1 (@services-use1) has DNS hostnames disabled"),
-    Case("dns_prerequisites-fail-requester-support-off", "fiona", FINANCE, SERVICES, "dns_prerequisites", "fail",
-         setup=vpc_fields(FINANCE, dns_support=False), body={"allow_dns_resolution": True},
-         detail="finance-app (@finance-app) has DNS support disabled"),
+    Case(
+        "dns_prerequisites-pass",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "dns_prerequisites",
+        "pass",
+        body={"allow_dns_resolution": True},
+        detail="DNS hostnames and support are enabled on both VPCs",
+    ),
+    Case(
+        "dns_prerequisites-fail-accepter-hostnames-off",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "dns_prerequisites",
+        "fail",
+        setup=vpc_fields(SERVICES, dns_hostnames=False),
+        body={"allow_dns_resolution": True},
+        detail="DNS resolution across the peering needs DNS hostnames and DNS support on both VPCs: "
+        "services-use1 (@services-use1) has DNS hostnames disabled",
+    ),
+    Case(
+        "dns_prerequisites-fail-requester-support-off",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "dns_prerequisites",
+        "fail",
+        setup=vpc_fields(FINANCE, dns_support=False),
+        body={"allow_dns_resolution": True},
+        detail="finance-app (@finance-app) has DNS support disabled",
+    ),
     # quota_peerings_per_vpc: finance-app holds 3, so this request makes 4
-    Case("quota_peerings_per_vpc-pass-4-of-6", "fiona", FINANCE, SERVICES, "quota_peerings_per_vpc", "pass",
-         setup=combine(FINANCE_HOLDS_THREE_PEERINGS, limits("222222222222", max_peerings_per_vpc=6)),
-         detail="peerings of finance-app (@finance-app): 4 of 6 after this request"),
-    Case("quota_peerings_per_vpc-warn-4-of-5-is-80pct", "fiona", FINANCE, SERVICES, "quota_peerings_per_vpc", "warn",
-         setup=combine(FINANCE_HOLDS_THREE_PEERINGS, limits("222222222222", max_peerings_per_vpc=5)),
-         detail="peerings of finance-app (@finance-app): 4 of 5 after this request, close to the quota"),
-    Case("quota_peerings_per_vpc-warn-4-of-4-at-the-limit", "fiona", FINANCE, SERVICES, "quota_peerings_per_vpc",
-         "warn", setup=combine(FINANCE_HOLDS_THREE_PEERINGS, limits("222222222222", max_peerings_per_vpc=4)),
-         detail="peerings of finance-app (@finance-app): 4 of 4 after this request, close to the quota"),
-    Case("quota_peerings_per_vpc-fail-4-of-3", "fiona", FINANCE, SERVICES, "quota_peerings_per_vpc", "fail",
-         setup=combine(FINANCE_HOLDS_THREE_PEERINGS, limits("222222222222", max_peerings_per_vpc=3)),
-         detail="peerings of finance-app (@finance-app): 4 of 3 after this request, over the quota; "
-                "ask AWS to raise it, then an admin to raise it here"),
-    Case("quota_peerings_per_vpc-fail-accepter-full", "fiona", FINANCE, SERVICES, "quota_peerings_per_vpc", "fail",
-         setup=combine(hold("hr-portal", SERVICES, "active", by="harry"),
-                       limits("111111111111", max_peerings_per_vpc=1)),
-         detail="peerings of services-use1 (@services-use1): 2 of 1 after this request, over the quota"),
+    Case(
+        "quota_peerings_per_vpc-pass-4-of-6",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "quota_peerings_per_vpc",
+        "pass",
+        setup=combine(FINANCE_HOLDS_THREE_PEERINGS, limits("222222222222", max_peerings_per_vpc=6)),
+        detail="peerings of finance-app (@finance-app): 4 of 6 after this request",
+    ),
+    Case(
+        "quota_peerings_per_vpc-warn-4-of-5-is-80pct",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "quota_peerings_per_vpc",
+        "warn",
+        setup=combine(FINANCE_HOLDS_THREE_PEERINGS, limits("222222222222", max_peerings_per_vpc=5)),
+        detail="peerings of finance-app (@finance-app): 4 of 5 after this request, close to the quota",
+    ),
+    Case(
+        "quota_peerings_per_vpc-warn-4-of-4-at-the-limit",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "quota_peerings_per_vpc",
+        "warn",
+        setup=combine(FINANCE_HOLDS_THREE_PEERINGS, limits("222222222222", max_peerings_per_vpc=4)),
+        detail="peerings of finance-app (@finance-app): 4 of 4 after this request, close to the quota",
+    ),
+    Case(
+        "quota_peerings_per_vpc-fail-4-of-3",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "quota_peerings_per_vpc",
+        "fail",
+        setup=combine(FINANCE_HOLDS_THREE_PEERINGS, limits("222222222222", max_peerings_per_vpc=3)),
+        detail="peerings of finance-app (@finance-app): 4 of 3 after this request, over the quota; "
+        "ask AWS to raise it, then an admin to raise it here",
+    ),
+    Case(
+        "quota_peerings_per_vpc-fail-accepter-full",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "quota_peerings_per_vpc",
+        "fail",
+        setup=combine(
+            hold("hr-portal", SERVICES, "active", by="harry"), limits("111111111111", max_peerings_per_vpc=1)
+        ),
+        detail="peerings of services-use1 (@services-use1): 2 of 1 after this request, over the quota",
+    ),
     # quota_outstanding_requests: account 222222222222 has 3 outstanding, so this request makes 4
-    Case("quota_outstanding_requests-pass-4-of-6", "fiona", FINANCE, SERVICES, "quota_outstanding_requests", "pass",
-         setup=combine(FINANCE_ACCOUNT_HAS_THREE_OUTSTANDING, limits("222222222222", max_outstanding_requests=6)),
-         detail="outstanding peering requests of account 222222222222: 4 of 6 after this request"),
-    Case("quota_outstanding_requests-warn-4-of-5-is-80pct", "fiona", FINANCE, SERVICES,
-         "quota_outstanding_requests", "warn",
-         setup=combine(FINANCE_ACCOUNT_HAS_THREE_OUTSTANDING, limits("222222222222", max_outstanding_requests=5)),
-         detail="outstanding peering requests of account 222222222222: 4 of 5 after this request, close to the quota"),
-    Case("quota_outstanding_requests-fail-4-of-3", "fiona", FINANCE, SERVICES, "quota_outstanding_requests", "fail",
-         setup=combine(FINANCE_ACCOUNT_HAS_THREE_OUTSTANDING, limits("222222222222", max_outstanding_requests=3)),
-         detail="outstanding peering requests of account 222222222222: 4 of 3 after this request, over the quota"),
+    Case(
+        "quota_outstanding_requests-pass-4-of-6",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "quota_outstanding_requests",
+        "pass",
+        setup=combine(FINANCE_ACCOUNT_HAS_THREE_OUTSTANDING, limits("222222222222", max_outstanding_requests=6)),
+        detail="outstanding peering requests of account 222222222222: 4 of 6 after this request",
+    ),
+    Case(
+        "quota_outstanding_requests-warn-4-of-5-is-80pct",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "quota_outstanding_requests",
+        "warn",
+        setup=combine(FINANCE_ACCOUNT_HAS_THREE_OUTSTANDING, limits("222222222222", max_outstanding_requests=5)),
+        detail="outstanding peering requests of account 222222222222: 4 of 5 after this request, close to the quota",
+    ),
+    Case(
+        "quota_outstanding_requests-fail-4-of-3",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "quota_outstanding_requests",
+        "fail",
+        setup=combine(FINANCE_ACCOUNT_HAS_THREE_OUTSTANDING, limits("222222222222", max_outstanding_requests=3)),
+        detail="outstanding peering requests of account 222222222222: 4 of 3 after this request, over the quota",
+    ),
     # quota_routes_per_table: finance-app-main has 2 routes (both local) and gets 1 (10.0.0.0/16)
-    Case("quota_routes_per_table-pass-3-of-4", "fiona", FINANCE, SERVICES, "quota_routes_per_table", "pass",
-         setup=limits("222222222222", max_routes_per_table=4),
-         detail="routes in finance-app-main (@finance-app-main) of finance-app (@finance-app): 3 of 4 after this request"),
-    Case("quota_routes_per_table-warn-4-of-5-is-80pct", "fiona", FINANCE, SERVICES, "quota_routes_per_table", "warn",
-         setup=combine(add_route("finance-app-main", "0.0.0.0/0", "igw-0123456789abcdef0"),
-                       limits("222222222222", max_routes_per_table=5)),
-         detail="routes in finance-app-main (@finance-app-main) of finance-app (@finance-app): 4 of 5 after this "
-                "request, close to the quota"),
-    Case("quota_routes_per_table-warn-3-of-3-at-the-limit", "fiona", FINANCE, SERVICES, "quota_routes_per_table",
-         "warn", setup=limits("222222222222", max_routes_per_table=3),
-         detail="routes in finance-app-main (@finance-app-main) of finance-app (@finance-app): 3 of 3 after this "
-                "request, close to the quota"),
-    Case("quota_routes_per_table-fail-3-of-2", "fiona", FINANCE, SERVICES, "quota_routes_per_table", "fail",
-         setup=limits("222222222222", max_routes_per_table=2),
-         detail="routes in finance-app-main (@finance-app-main) of finance-app (@finance-app): 3 of 2 after this "
-                "request, over the quota"),
-    Case("quota_routes_per_table-fail-accepter-table", "fiona", FINANCE, SERVICES, "quota_routes_per_table", "fail",
-         setup=limits("111111111111", max_routes_per_table=2),
-         detail="routes in services-private (@services-private) of services-use1 (@services-use1): 3 of 2 after this "
-                "request, over the quota"),
+    Case(
+        "quota_routes_per_table-pass-3-of-4",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "quota_routes_per_table",
+        "pass",
+        setup=limits("222222222222", max_routes_per_table=4),
+        detail="routes in finance-app-main (@finance-app-main) of finance-app (@finance-app): 3 of 4 after this request",
+    ),
+    Case(
+        "quota_routes_per_table-warn-4-of-5-is-80pct",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "quota_routes_per_table",
+        "warn",
+        setup=combine(
+            add_route("finance-app-main", "0.0.0.0/0", "igw-0123456789abcdef0"),
+            limits("222222222222", max_routes_per_table=5),
+        ),
+        detail="routes in finance-app-main (@finance-app-main) of finance-app (@finance-app): 4 of 5 after this "
+        "request, close to the quota",
+    ),
+    Case(
+        "quota_routes_per_table-warn-3-of-3-at-the-limit",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "quota_routes_per_table",
+        "warn",
+        setup=limits("222222222222", max_routes_per_table=3),
+        detail="routes in finance-app-main (@finance-app-main) of finance-app (@finance-app): 3 of 3 after this "
+        "request, close to the quota",
+    ),
+    Case(
+        "quota_routes_per_table-fail-3-of-2",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "quota_routes_per_table",
+        "fail",
+        setup=limits("222222222222", max_routes_per_table=2),
+        detail="routes in finance-app-main (@finance-app-main) of finance-app (@finance-app): 3 of 2 after this "
+        "request, over the quota",
+    ),
+    Case(
+        "quota_routes_per_table-fail-accepter-table",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "quota_routes_per_table",
+        "fail",
+        setup=limits("111111111111", max_routes_per_table=2),
+        detail="routes in services-private (@services-private) of services-use1 (@services-use1): 3 of 2 after this "
+        "request, over the quota",
+    ),
     # inventory_stale (warn only: it never blocks)
-    Case("inventory_stale-pass-just-synced", "fiona", FINANCE, SERVICES, "inventory_stale", "pass",
-         setup=synced(FINANCE, SERVICES, ago=timedelta(0)), detail="inventory read from AWS 0.0 h ago"),
-    Case("inventory_stale-warn-both-synced-48h-ago", "fiona", FINANCE, SERVICES, "inventory_stale", "warn",
-         setup=synced(FINANCE, SERVICES, ago=timedelta(hours=48)),
-         detail="the checks used an inventory read from AWS 48.0 h ago; sync accounts 222222222222, "
-                "111111111111 for current routes and CIDRs"),
-    Case("inventory_stale-warn-the-older-vpc-counts", "fiona", FINANCE, SERVICES, "inventory_stale", "warn",
-         setup=synced(SERVICES, ago=timedelta(hours=30)),
-         detail="the checks used an inventory read from AWS 30.0 h ago"),
-    Case("inventory_stale-warn-max-age-setting", "fiona", FINANCE, SERVICES, "inventory_stale", "warn",
-         setup=combine(setting("INVENTORY_MAX_AGE_SECONDS", 300), synced(FINANCE, SERVICES, ago=timedelta(minutes=12))),
-         detail="the checks used an inventory read from AWS 0.2 h ago"),
-    Case("inventory_stale-warn-never-synced", "fiona", FINANCE, SERVICES, "inventory_stale", "warn",
-         setup=synced(FINANCE, ago=None),
-         detail="these VPCs have never been read from AWS; sync their accounts first"),
+    Case(
+        "inventory_stale-pass-just-synced",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "inventory_stale",
+        "pass",
+        setup=synced(FINANCE, SERVICES, ago=timedelta(0)),
+        detail="inventory read from AWS 0.0 h ago",
+    ),
+    Case(
+        "inventory_stale-warn-both-synced-48h-ago",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "inventory_stale",
+        "warn",
+        setup=synced(FINANCE, SERVICES, ago=timedelta(hours=48)),
+        detail="the checks used an inventory read from AWS 48.0 h ago; sync accounts 222222222222, "
+        "111111111111 for current routes and CIDRs",
+    ),
+    Case(
+        "inventory_stale-warn-the-older-vpc-counts",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "inventory_stale",
+        "warn",
+        setup=synced(SERVICES, ago=timedelta(hours=30)),
+        detail="the checks used an inventory read from AWS 30.0 h ago",
+    ),
+    Case(
+        "inventory_stale-warn-max-age-setting",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "inventory_stale",
+        "warn",
+        setup=combine(setting("INVENTORY_MAX_AGE_SECONDS", 300), synced(FINANCE, SERVICES, ago=timedelta(minutes=12))),
+        detail="the checks used an inventory read from AWS 0.2 h ago",
+    ),
+    Case(
+        "inventory_stale-warn-never-synced",
+        "fiona",
+        FINANCE,
+        SERVICES,
+        "inventory_stale",
+        "warn",
+        setup=synced(FINANCE, ago=None),
+        detail="these VPCs have never been read from AWS; sync their accounts first",
+    ),
 ]
 
 
@@ -652,7 +1177,7 @@ def _rendered(check: dict[str, Any]) -> str:
     status = check["status"]
     return (
         f'<li class="check-{status}"><strong>{status.upper()}</strong> '
-        f'<code>{check["code"]}</code> {escape(check["detail"])}</li>'
+        f"<code>{check['code']}</code> {escape(check['detail'])}</li>"
     )
 
 
@@ -693,8 +1218,8 @@ def test_check_is_the_same_through_service_api_and_form(world: World, client: An
     can_file = case.status != "fail"
 
     # 1. the service
-    evaluation = services.peering_request_evaluate(
-        draft=services.PeeringDraft(**fields), department_ids=permissions.department_ids(user), viewer=user
+    evaluation = preflight.peering_request_evaluate(
+        draft=preflight.PeeringDraft(**fields), department_ids=permissions.department_ids(user), viewer=user
     )
     checks = evaluation.checks
     _assert_row(case, checks, world)
@@ -703,10 +1228,10 @@ def test_check_is_the_same_through_service_api_and_form(world: World, client: An
 
     # 2. the API: preflight returns the same checks
     api = _api_as(user)
-    preflight = api.post(PREFLIGHT_URL, fields, format="json")
-    assert preflight.status_code == 200, preflight.json()
-    assert preflight.json()["checks"] == checks
-    assert preflight.json()["ok"] is can_file
+    answered = api.post(PREFLIGHT_URL, fields, format="json")
+    assert answered.status_code == 200, answered.json()
+    assert answered.json()["checks"] == checks
+    assert answered.json()["ok"] is can_file
 
     # 3. the form: "Run checks" and the live checks render the same checks, escaped
     client.force_login(user)
@@ -756,9 +1281,7 @@ def test_check_is_the_same_through_service_api_and_form(world: World, client: An
         assert created.status_code == 400, body
         assert body["type"] == "validation_error"
         assert body["checks"] == checks
-        assert body["errors"] == [
-            {"code": c["code"], "detail": c["detail"], "attr": c["attr"]} for c in _fails(checks)
-        ]
+        assert body["errors"] == [{"code": c["code"], "detail": c["detail"], "attr": c["attr"]} for c in _fails(checks)]
         assert case.code in [e["code"] for e in body["errors"]]
         assert PeeringRequest.objects.count() == filed_before
 
@@ -813,7 +1336,10 @@ def test_quota_threshold_warns_from_80_percent_and_fails_over_the_limit(used: in
     vpc_b = rules.VpcFacts("vpc-b", "b", "222222222222", "us-east-1", ("10.1.0.0/16",))
     results = rules.run_checks(
         rules.CheckInput(
-            requester_vpc_id="vpc-a", accepter_vpc_id="vpc-b", requester=vpc_a, accepter=vpc_b,
+            requester_vpc_id="vpc-a",
+            accepter_vpc_id="vpc-b",
+            requester=vpc_a,
+            accepter=vpc_b,
             requester_is_callers=True,
             requester_limits=rules.Limits(peerings_per_vpc=limit, outstanding_per_account=limit),
             usage=rules.Usage(requester_vpc_peerings=used - 1, requester_outstanding=used - 1),
@@ -835,8 +1361,10 @@ def test_the_form_files_despite_warnings_and_refuses_a_failing_check(world: Worl
     client.force_login(fiona)
     base = {"requester_vpc": world.ids[FINANCE], "justification": JUSTIFICATION}
 
-    refused = client.post(FORM_URL, {**base, "accepter_vpc": world.ids[SERVICES],
-                                      "requester_destination_cidrs": "8.8.8.0/24", "submit": "1"})
+    refused = client.post(
+        FORM_URL,
+        {**base, "accepter_vpc": world.ids[SERVICES], "requester_destination_cidrs": "8.8.8.0/24", "submit": "1"},
+    )
     assert refused.status_code == 200
     assert "The request was not filed: 8.8.8.0/24 is not a private address range" in refused.content.decode()
     assert '<li class="check-fail"><strong>FAIL</strong> <code>non_private_cidr</code>' in refused.content.decode()
@@ -865,7 +1393,9 @@ def test_live_check_does_not_offer_to_file_with_a_ticked_route_table_that_is_gon
     world.table("services-private").delete()
     fiona = world.user("fiona")
     fields = {
-        "requester_vpc": world.ids[FINANCE], "accepter_vpc": world.ids[SERVICES], "justification": JUSTIFICATION,
+        "requester_vpc": world.ids[FINANCE],
+        "accepter_vpc": world.ids[SERVICES],
+        "justification": JUSTIFICATION,
         "accepter_route_tables": [private],
     }
     preflight = _api_as(fiona).post(PREFLIGHT_URL, fields, format="json").json()
@@ -885,14 +1415,17 @@ def test_rows_start_from_the_untouched_demo_world(world: World) -> None:
     """The module-long world is as `demo.register_portal` left it: earlier rows were rolled back."""
     assert PeeringRequest.objects.count() == 0
     assert ObservedPeering.objects.count() == 0
-    assert set(AwsAccount.objects.values_list("max_peerings_per_vpc", "max_outstanding_requests",
-                                              "max_routes_per_table")) == {(None, None, None)}
+    assert set(
+        AwsAccount.objects.values_list("max_peerings_per_vpc", "max_outstanding_requests", "max_routes_per_table")
+    ) == {(None, None, None)}
     assert world.vpc(SERVICES).cidr_list() == ["10.0.0.0/16"]
     assert [len(rt.routes) for rt in world.vpc(FINANCE).route_tables.all()] == [2]
     assert world.vpc(SERVICES).route_tables.count() == 2
     assert all(v.dns_hostnames and v.dns_support and v.synced_at for v in Vpc.objects.all())
     # and the sandbox holds no peering connection (the AWS row's connection was deleted after it)
-    live = [p for p in ec2_as("222222222222", "us-east-1").describe_vpc_peering_connections()["VpcPeeringConnections"]
-            if p["Status"]["Code"] in services.LIVE_AWS_STATES]
+    live = [
+        p
+        for p in ec2_as("222222222222", "us-east-1").describe_vpc_peering_connections()["VpcPeeringConnections"]
+        if p["Status"]["Code"] in LIVE_AWS_STATES
+    ]
     assert live == []
-

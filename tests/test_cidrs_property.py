@@ -73,23 +73,14 @@ cidr_strings = networks.map(str)
 
 
 @PROPERTY
-@given(
-    left=st.lists(cidr_strings, max_size=6), right=st.lists(cidr_strings, max_size=6)
-)
+@given(left=st.lists(cidr_strings, max_size=6), right=st.lists(cidr_strings, max_size=6))
 def test_overlapping_pairs_are_exactly_the_pairs_ipaddress_says_overlap(left, right):
-    expected = [
-        (a, b)
-        for a in left
-        for b in right
-        if ipaddress.ip_network(a).overlaps(ipaddress.ip_network(b))
-    ]
+    expected = [(a, b) for a in left for b in right if ipaddress.ip_network(a).overlaps(ipaddress.ip_network(b))]
     assert cidrs.overlapping_pairs(left, right) == expected
 
 
 @PROPERTY
-@given(
-    left=st.lists(cidr_strings, max_size=5), right=st.lists(cidr_strings, max_size=5)
-)
+@given(left=st.lists(cidr_strings, max_size=5), right=st.lists(cidr_strings, max_size=5))
 def test_overlap_is_symmetric(left, right):
     forward = cidrs.overlapping_pairs(left, right)
     backward = cidrs.overlapping_pairs(right, left)
@@ -107,9 +98,7 @@ def test_every_block_overlaps_itself(cidr):
 
 def _contains(outer: str, inner: str) -> bool:
     o, i = ipaddress.ip_network(outer), ipaddress.ip_network(inner)
-    return int(o.network_address) <= int(i.network_address) and int(
-        i.broadcast_address
-    ) <= int(o.broadcast_address)
+    return int(o.network_address) <= int(i.network_address) and int(i.broadcast_address) <= int(o.broadcast_address)
 
 
 @PROPERTY
@@ -149,9 +138,9 @@ SHARED_RANGE = ("100.64.0.0", "100.127.255.255")
 
 
 def _within(net: ipaddress.IPv4Network, first: str, last: str) -> bool:
-    return int(ipaddress.IPv4Address(first)) <= int(net.network_address) and int(
-        net.broadcast_address
-    ) <= int(ipaddress.IPv4Address(last))
+    return int(ipaddress.IPv4Address(first)) <= int(net.network_address) and int(net.broadcast_address) <= int(
+        ipaddress.IPv4Address(last)
+    )
 
 
 @PROPERTY

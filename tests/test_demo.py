@@ -9,8 +9,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
-from requests_app import audit, selectors
+from requests_app import audit
 from requests_app.models import AuditEvent, PeeringRequest
+from requests_app.peering import selectors as peering_selectors
 from tests.conftest import sandbox_snapshot
 
 # The history runs the saga in this process (a heartbeat thread with its own connection beside
@@ -21,7 +22,14 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def _world() -> dict[str, Any]:
     return {
         "requests": sorted(
-            (r.external_ref, r.requester_vpc.name, r.accepter_vpc.name, r.status, bool(r.drift), r.aws_peering_connection_id)
+            (
+                r.external_ref,
+                r.requester_vpc.name,
+                r.accepter_vpc.name,
+                r.status,
+                bool(r.drift),
+                r.aws_peering_connection_id,
+            )
             for r in PeeringRequest.objects.select_related("requester_vpc", "accepter_vpc")
         ),
         "events": AuditEvent.objects.count(),
@@ -38,8 +46,12 @@ def test_seed_demo_plays_a_history_that_verifies_and_a_second_run_changes_nothin
 
     by_ticket = {r.external_ref: r for r in PeeringRequest.objects.select_related("requester_vpc", "accepter_vpc")}
     assert {t: r.status for t, r in by_ticket.items()} == {
-        "DEMO-101": "active", "DEMO-102": "active", "DEMO-103": "active",
-        "DEMO-104": "rejected", "DEMO-105": "failed", "DEMO-106": "pending_approval",
+        "DEMO-101": "active",
+        "DEMO-102": "active",
+        "DEMO-103": "active",
+        "DEMO-104": "rejected",
+        "DEMO-105": "failed",
+        "DEMO-106": "pending_approval",
     }
     active = [r for r in by_ticket.values() if r.status == "active"]
     assert {r.accepter_vpc.region for r in active} == {"us-east-1", "eu-west-1"}  # both regions
@@ -54,7 +66,7 @@ def test_seed_demo_plays_a_history_that_verifies_and_a_second_run_changes_nothin
     assert "the portal never overwrites a route it did not make" in failed.failure_reason
     assert "The portal removed its 1 route(s)" in failed.failure_reason  # and cleaned up after itself
     nina = get_user_model().objects.get(username="nina")
-    assert list(selectors.approval_queue_for(nina)) == [by_ticket["DEMO-106"]]
+    assert list(peering_selectors.approval_queue_for(nina)) == [by_ticket["DEMO-106"]]
     assert by_ticket["DEMO-104"].decided_by == nina and by_ticket["DEMO-104"].decision_comment
 
     report = audit.verify_chain()

@@ -146,12 +146,8 @@ def test_adjacent_blocks_do_not_overlap():
         ("vpc-bbb", "vpc-aaa", "the opposite direction"),
     ],
 )
-def test_duplicate_peering_fails_in_either_direction(
-    existing_requester, existing_accepter, direction
-):
-    existing = ExistingPeering(
-        existing_requester, existing_accepter, "active", "connection pcx-123"
-    )
+def test_duplicate_peering_fails_in_either_direction(existing_requester, existing_accepter, direction):
+    existing = ExistingPeering(existing_requester, existing_accepter, "active", "connection pcx-123")
     results = run_checks(make_input(existing=(existing,)))
     duplicate = only(results, "duplicate_peering")
     assert duplicate.status == CheckStatus.FAIL
@@ -176,9 +172,7 @@ def test_peering_with_a_third_vpc_is_not_a_duplicate():
 def test_unknown_vpc_gives_vpc_not_found_on_its_side(missing_side, attr):
     data = make_input(**{missing_side: None})
     results = run_checks(data)
-    assert [(r.code, r.status, r.attr) for r in results] == [
-        ("vpc_not_found", CheckStatus.FAIL, attr)
-    ]
+    assert [(r.code, r.status, r.attr) for r in results] == [("vpc_not_found", CheckStatus.FAIL, attr)]
     missing_id = getattr(data, f"{missing_side}_vpc_id")
     assert missing_id in results[0].detail
 
@@ -193,9 +187,7 @@ def test_both_vpcs_unknown_gives_two_vpc_not_found():
 
 def test_same_vpc_fails_and_stops():
     results = run_checks(make_input(APP, APP, accepter_route_tables=("rtb-req1",)))
-    assert [(r.code, r.status, r.attr) for r in results] == [
-        ("same_vpc", CheckStatus.FAIL, "accepter_vpc")
-    ]
+    assert [(r.code, r.status, r.attr) for r in results] == [("same_vpc", CheckStatus.FAIL, "accepter_vpc")]
 
 
 def test_not_your_vpc_when_requester_is_not_the_callers():
@@ -219,9 +211,7 @@ def test_no_approver_when_the_accepter_has_no_owners():
 
 
 def test_route_table_not_in_the_vpc_fails():
-    results = run_checks(
-        make_input(accepter_route_tables=("rtb-acc1", "rtb-elsewhere"))
-    )
+    results = run_checks(make_input(accepter_route_tables=("rtb-acc1", "rtb-elsewhere")))
     result = only(results, "route_table_not_found")
     assert result.status == CheckStatus.FAIL
     assert result.attr == "accepter_route_tables"
@@ -250,16 +240,12 @@ def test_narrow_destination_inside_the_peer_passes():
 
 def test_destination_in_the_peers_secondary_block_passes():
     accepter = replace(DATA, cidrs=("10.1.0.0/16", "10.60.0.0/16"))
-    results = run_checks(
-        make_input(accepter=accepter, requester_destination_cidrs=("10.60.8.0/24",))
-    )
+    results = run_checks(make_input(accepter=accepter, requester_destination_cidrs=("10.60.8.0/24",)))
     assert failures(results) == []
 
 
 def test_destination_in_a_third_vpc_fails_and_says_to_peer_directly():
-    results = run_checks(
-        make_input(requester_destination_cidrs=("10.2.0.0/24",), find_vpc_owning=lookup(SHARED))
-    )
+    results = run_checks(make_input(requester_destination_cidrs=("10.2.0.0/24",), find_vpc_owning=lookup(SHARED)))
     result = only(results, "destination_outside_peer")
     assert result.status == CheckStatus.FAIL
     assert result.attr == "requester_destination_cidrs"
@@ -269,9 +255,7 @@ def test_destination_in_a_third_vpc_fails_and_says_to_peer_directly():
 
 
 def test_destination_outside_every_known_vpc_fails_without_naming_one():
-    results = run_checks(
-        make_input(accepter_destination_cidrs=("172.16.0.0/16",), find_vpc_owning=lookup(SHARED))
-    )
+    results = run_checks(make_input(accepter_destination_cidrs=("172.16.0.0/16",), find_vpc_owning=lookup(SHARED)))
     result = only(results, "destination_outside_peer")
     assert result.attr == "accepter_destination_cidrs"
     assert "shared-services" not in result.detail
@@ -471,9 +455,7 @@ def test_failures_of_nothing_is_nothing():
 TERMINAL = {Status.REJECTED, Status.CANCELLED, Status.EXPIRED, Status.DECOMMISSIONED}
 
 
-@pytest.mark.parametrize(
-    ("current", "target"), list(itertools.product(Status, Status)), ids=lambda s: str(s)
-)
+@pytest.mark.parametrize(("current", "target"), list(itertools.product(Status, Status)), ids=lambda s: str(s))
 def test_check_transition_allows_exactly_the_table(current, target):
     if target in TRANSITIONS[current]:
         check_transition(str(current), str(target))

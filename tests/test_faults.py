@@ -18,6 +18,7 @@ import pytest
 from django.conf import settings as django_settings
 
 from requests_app import tasks
+from requests_app.inventory import sync
 from requests_app.models import PeeringRequest
 from tests.conftest import BeatProcess, WorkerProcess, ec2_as, wait_for_status
 
@@ -169,7 +170,6 @@ def test_a_connection_aws_fails_after_create_is_undone_and_a_retry_works(
 
 def _extra_spokes(count: int) -> list[Any]:
     """`count` more engineering VPCs (10.60.0.0/16, 10.61.0.0/16, …), created in the sandbox and synced."""
-    from requests_app import inventory
     from requests_app.models import AwsAccount, Vpc
 
     ec2 = ec2_as("444444444444", "us-east-1")
@@ -178,7 +178,7 @@ def _extra_spokes(count: int) -> list[Any]:
         vpc_id = ec2.create_vpc(CidrBlock=f"10.{60 + i}.0.0/16")["Vpc"]["VpcId"]
         ec2.create_tags(Resources=[vpc_id], Tags=[{"Key": "Name", "Value": f"spoke-{i:02d}"}])
         names.append(f"spoke-{i:02d}")
-    inventory.sync_account(AwsAccount.objects.get(account_id="444444444444"))
+    sync.sync_account(AwsAccount.objects.get(account_id="444444444444"))
     return list(Vpc.objects.filter(name__in=names).order_by("name"))
 
 
@@ -448,16 +448,16 @@ def test_the_default_delivery_limit_lets_twelve_deliveries_run_and_fails_the_thi
 ) -> None:
     """The twin of the test above on the shipped default (MAX_TASK_DELIVERIES = 12), counted
     through the same function the worker calls for each first delivery."""
-    from requests_app import provisioning
+    from requests_app.peering.saga import runner
 
     assert django_settings.MAX_TASK_DELIVERIES == 12
     request_id = _file_and_approve(api, demo_world)
     PeeringRequest.objects.filter(pk=request_id).update(status="provisioning")
-    saga = provisioning.Saga(request_id)
+    saga = runner.Saga(request_id)
     assert saga.claim()
     for delivery in range(1, 13):
-        assert provisioning._too_many_deliveries(saga, "provision") is False, delivery
-    assert provisioning._too_many_deliveries(saga, "provision") is True
+        assert runner.too_many_deliveries(saga, "provision") is False, delivery
+    assert runner.too_many_deliveries(saga, "provision") is True
     failed = PeeringRequest.objects.get(pk=request_id)
     assert failed.status == "failed" and "delivered 13 times without finishing" in failed.failure_reason
 

@@ -9,8 +9,11 @@ from typing import Any
 
 import pytest
 
-from requests_app import provisioning
+from requests_app.inventory import sync
 from requests_app.models import PeeringRequest
+from requests_app.peering import preflight
+from requests_app.peering import services as peering_services
+from requests_app.peering.saga import runner
 from tests.conftest import ec2_as, sandbox_snapshot, wait_for_status
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -19,7 +22,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 def _file(api: Any, username: str, requester: Any, accepter: Any, **extra: Any) -> dict[str, Any]:
     response = api(username).post(
         "/api/v1/peering-requests/",
-        {"requester_vpc": requester.vpc_id, "accepter_vpc": accepter.vpc_id, "justification": "needs AD and logging", **extra},
+        {
+            "requester_vpc": requester.vpc_id,
+            "accepter_vpc": accepter.vpc_id,
+            "justification": "needs AD and logging",
+            **extra,
+        },
         format="json",
     )
     assert response.status_code == 201, response.json()
@@ -34,7 +42,8 @@ def _approve(api: Any, username: str, request_id: str) -> None:
 
 def _connection(account_id: str, region: str, connection_id: str) -> dict[str, Any]:
     found = [
-        p for p in ec2_as(account_id, region).describe_vpc_peering_connections()["VpcPeeringConnections"]
+        p
+        for p in ec2_as(account_id, region).describe_vpc_peering_connections()["VpcPeeringConnections"]
         if p["VpcPeeringConnectionId"] == connection_id
     ]
     assert len(found) == 1
@@ -43,7 +52,9 @@ def _connection(account_id: str, region: str, connection_id: str) -> dict[str, A
 
 def _routes(account_id: str, region: str, route_table_id: str) -> dict[str, str]:
     tables = ec2_as(account_id, region).describe_route_tables(RouteTableIds=[route_table_id])["RouteTables"]
-    return {r["DestinationCidrBlock"]: r.get("VpcPeeringConnectionId", r.get("GatewayId", "")) for r in tables[0]["Routes"]}
+    return {
+        r["DestinationCidrBlock"]: r.get("VpcPeeringConnectionId", r.get("GatewayId", "")) for r in tables[0]["Routes"]
+    }
 
 
 def _tables(vpc: Any) -> list[str]:
@@ -79,15 +90,21 @@ def test_cross_account_peering_becomes_active_with_routes_on_both_sides_and_deco
 
     events = api("fiona").get(f"/api/v1/peering-requests/{filed['id']}/events/").json()["results"]
     actions = [e["action"] for e in events]
-    assert actions[0] == "request.submitted" and "request.approved" in actions and actions[-1] == "provisioning.completed"
+    assert (
+        actions[0] == "request.submitted" and "request.approved" in actions and actions[-1] == "provisioning.completed"
+    )
     calls = [e for e in events if e["action"] == "aws.call"]
-    assert {"CreateVpcPeeringConnection", "AcceptVpcPeeringConnection", "CreateRoute"} <= {e["operation"] for e in calls}
+    assert {"CreateVpcPeeringConnection", "AcceptVpcPeeringConnection", "CreateRoute"} <= {
+        e["operation"] for e in calls
+    }
     accept = next(e for e in calls if e["operation"] == "AcceptVpcPeeringConnection" and e["result"] != "started")
     assert (accept["account_id"], accept["region"], accept["result"]) == ("111111111111", "us-east-1", "ok")
     # The worker's log names the request on its AWS call lines (structured logging).
     worker_log = worker.log_path.read_text()
-    assert any(f"[{filed['id']}] aws CreateVpcPeeringConnection region=us-east-1 ok" in line
-               for line in worker_log.splitlines())
+    assert any(
+        f"[{filed['id']}] aws CreateVpcPeeringConnection region=us-east-1 ok" in line
+        for line in worker_log.splitlines()
+    )
     # One route on finance's table, two (primary and secondary block) on each of the hub's two tables.
     assert sum(1 for e in calls if e["operation"] == "CreateRoute" and e["result"] == "ok") == 1 + 2 * 2
 
@@ -117,10 +134,16 @@ def test_cross_account_cross_region_peering_is_accepted_in_the_accepters_region(
     # The requester (hr, eu-west-1) sees it as active, and so does the accepter (services, us-east-1).
     pcx = _connection("333333333333", "eu-west-1", done.aws_peering_connection_id)
     assert pcx["Status"]["Code"] == "active"
-    assert (pcx["RequesterVpcInfo"]["VpcId"], pcx["RequesterVpcInfo"]["OwnerId"], pcx["RequesterVpcInfo"]["Region"]) == (
-        hr.vpc_id, "333333333333", "eu-west-1")
+    assert (
+        pcx["RequesterVpcInfo"]["VpcId"],
+        pcx["RequesterVpcInfo"]["OwnerId"],
+        pcx["RequesterVpcInfo"]["Region"],
+    ) == (hr.vpc_id, "333333333333", "eu-west-1")
     assert (pcx["AccepterVpcInfo"]["VpcId"], pcx["AccepterVpcInfo"]["OwnerId"], pcx["AccepterVpcInfo"]["Region"]) == (
-        services.vpc_id, "111111111111", "us-east-1")
+        services.vpc_id,
+        "111111111111",
+        "us-east-1",
+    )
     assert _connection("111111111111", "us-east-1", done.aws_peering_connection_id)["Status"]["Code"] == "active"
     for table in _tables(hr):
         assert _routes("333333333333", "eu-west-1", table)["10.0.0.0/16"] == done.aws_peering_connection_id
@@ -132,15 +155,16 @@ def test_cross_account_cross_region_peering_is_accepted_in_the_accepters_region(
     assert (create.account_id, create.region) == ("333333333333", "eu-west-1")
 
 
-def test_same_account_same_region_peering_with_narrow_routes(
-    worker: Any, demo_world: dict[str, Any], api: Any
-) -> None:
+def test_same_account_same_region_peering_with_narrow_routes(worker: Any, demo_world: dict[str, Any], api: Any) -> None:
     """nina (platform) peers her account's default VPC with the hub; sam approves (nina cannot)."""
     vpcs = demo_world["vpcs"]
     default, services = vpcs["default-111111111111-us-east-1"], vpcs["services-use1"]
     private = services.route_tables.get(name="services-private")
     filed = _file(
-        api, "nina", default, services,
+        api,
+        "nina",
+        default,
+        services,
         accepter_route_tables=[private.route_table_id],
         requester_destination_cidrs=["10.0.1.0/24"],  # only the directory subnet of the hub
     )
@@ -154,7 +178,9 @@ def test_same_account_same_region_peering_with_narrow_routes(
         routes = _routes("111111111111", "us-east-1", table)
         assert routes["10.0.1.0/24"] == done.aws_peering_connection_id
         assert "10.0.0.0/16" not in routes
-    assert _routes("111111111111", "us-east-1", private.route_table_id)["172.31.0.0/16"] == done.aws_peering_connection_id
+    assert (
+        _routes("111111111111", "us-east-1", private.route_table_id)["172.31.0.0/16"] == done.aws_peering_connection_id
+    )
     main = services.route_tables.get(is_main=True)
     assert "172.31.0.0/16" not in _routes("111111111111", "us-east-1", main.route_table_id)
 
@@ -167,19 +193,25 @@ def test_running_provisioning_again_changes_nothing_in_aws(worker: Any, demo_wor
     before = sandbox_snapshot()
 
     # A duplicate delivery of the task for an active request: returns quietly.
-    provisioning.run(filed["id"], "provision")
+    runner.run(filed["id"], "provision")
     # A worker that died after finishing every step but before recording `active`: the saga
     # runs again from the top, finds everything in place, and creates nothing.
     PeeringRequest.objects.filter(pk=filed["id"]).update(status="provisioning")
-    provisioning.run(filed["id"], "provision")
+    runner.run(filed["id"], "provision")
 
     assert sandbox_snapshot() == before
     again = PeeringRequest.objects.get(pk=filed["id"])
     assert again.status == "active"
     first_completion = again.events.filter(action="provisioning.completed").order_by("id").first()
     rerun = again.events.filter(action="aws.call", id__gt=first_completion.id)
-    assert not rerun.filter(operation__in=["CreateVpcPeeringConnection", "AcceptVpcPeeringConnection", "CreateRoute",
-                                           "ModifyVpcPeeringConnectionOptions"]).exists()
+    assert not rerun.filter(
+        operation__in=[
+            "CreateVpcPeeringConnection",
+            "AcceptVpcPeeringConnection",
+            "CreateRoute",
+            "ModifyVpcPeeringConnectionOptions",
+        ]
+    ).exists()
     assert rerun.filter(operation="DescribeRouteTables").exists()  # it did look before deciding
 
 
@@ -267,24 +299,23 @@ def test_checks_failing_just_before_provisioning_fail_the_request_and_send_nothi
     demo_world: dict[str, Any], api: Any
 ) -> None:
     """Between approval and the worker's first step, someone peers the pair by hand in AWS."""
-    from requests_app import inventory, services
     from requests_app.models import AwsAccount
 
     vpcs = demo_world["vpcs"]
     finance, services_vpc = vpcs["finance-app"], vpcs["services-use1"]
-    filed = services.peering_request_submit(
+    filed = peering_services.peering_request_submit(
         actor=demo_world["users"]["fiona"],
-        draft=services.PeeringDraft(requester_vpc=finance.vpc_id, accepter_vpc=services_vpc.vpc_id, justification="x"),
+        draft=preflight.PeeringDraft(requester_vpc=finance.vpc_id, accepter_vpc=services_vpc.vpc_id, justification="x"),
     )
     # Approved as the service leaves it, without sending the task (this test is the worker).
     PeeringRequest.objects.filter(pk=filed.pk).update(status="approved")
     by_hand = ec2_as("222222222222", "us-east-1").create_vpc_peering_connection(
         VpcId=finance.vpc_id, PeerVpcId=services_vpc.vpc_id, PeerOwnerId="111111111111", PeerRegion="us-east-1"
     )["VpcPeeringConnection"]["VpcPeeringConnectionId"]
-    inventory.sync_account(AwsAccount.objects.get(account_id="222222222222"))
+    sync.sync_account(AwsAccount.objects.get(account_id="222222222222"))
     before = sandbox_snapshot()
 
-    provisioning.run(str(filed.pk), "provision")
+    runner.run(str(filed.pk), "provision")
 
     refused = PeeringRequest.objects.get(pk=filed.pk)
     assert refused.status == "failed"

@@ -16,9 +16,10 @@ from django.core import mail
 from django.test import Client
 from rest_framework.test import APIClient
 
-from requests_app import notifications, services
 from requests_app.domain.status import Status
 from requests_app.models import AuditEvent, AwsAccount, ManagedRoute, Notification, PeeringRequest, Webhook
+from requests_app.notifications import outbox as notifications
+from requests_app.peering import permissions
 from tests.factories import (
     AwsAccountFactory,
     DepartmentFactory,
@@ -40,8 +41,13 @@ def world() -> dict[str, Any]:
     finance.members.add(fiona)
     platform.members.add(nina)
     app = VpcFactory(account=AwsAccountFactory(department=finance), name="app", cidrs=["10.1.0.0/16"])
-    hub = VpcFactory(account=AwsAccountFactory(department=platform), name="hub", cidrs=["10.0.0.0/16"],
-                     is_services_vpc=True, owners=[nina])
+    hub = VpcFactory(
+        account=AwsAccountFactory(department=platform),
+        name="hub",
+        cidrs=["10.0.0.0/16"],
+        is_services_vpc=True,
+        owners=[nina],
+    )
     RouteTableFactory(vpc=app, is_main=True)
     RouteTableFactory(vpc=hub, is_main=True)
     return {"fiona": fiona, "nina": nina, "app": app, "hub": hub}
@@ -84,26 +90,40 @@ def test_a_deeply_nested_body_on_the_token_endpoint_is_a_400_not_a_crash() -> No
 @pytest.mark.parametrize("path", [f"{URL}preflight/", URL])
 def test_a_body_over_the_upload_limit_is_413_in_the_api_shape(world: dict[str, Any], path: str) -> None:
     body = '{"justification": "' + "x" * 3_000_000 + '"}'  # DATA_UPLOAD_MAX_MEMORY_SIZE is 2.5 MB
-    response = api_as(world["fiona"]).post(path, data=body, content_type="application/json",
-                                           HTTP_IDEMPOTENCY_KEY="big-1")
+    response = api_as(world["fiona"]).post(
+        path, data=body, content_type="application/json", HTTP_IDEMPOTENCY_KEY="big-1"
+    )
     assert response.status_code == 413
-    assert response.json() == {"type": "client_error", "errors": [
-        {"code": "request_too_large", "attr": None, "detail": "The request body is larger than the portal accepts."}
-    ]}
+    assert response.json() == {
+        "type": "client_error",
+        "errors": [
+            {"code": "request_too_large", "attr": None, "detail": "The request body is larger than the portal accepts."}
+        ],
+    }
     assert PeeringRequest.objects.count() == 0
 
 
 # --- 6. a model's validation error --------------------------------------------------------------
 def test_an_account_whose_role_names_another_account_is_a_400_with_a_code(world: dict[str, Any]) -> None:
     admin = get_user_model().objects.create_superuser("root", password="x-long-password-1")
-    response = api_as(admin).post("/api/v1/aws-accounts/", {
-        "account_id": "555555555555", "name": "new", "department": "finance",
-        "role_arn": "arn:aws:iam::666666666666:role/PeeringPortalRole", "regions": ["us-east-1"],
-    }, format="json")
+    response = api_as(admin).post(
+        "/api/v1/aws-accounts/",
+        {
+            "account_id": "555555555555",
+            "name": "new",
+            "department": "finance",
+            "role_arn": "arn:aws:iam::666666666666:role/PeeringPortalRole",
+            "regions": ["us-east-1"],
+        },
+        format="json",
+    )
     assert response.status_code == 400, response.json()
     (error,) = response.json()["errors"]
-    assert error == {"code": "role_of_another_account", "attr": "role_arn",
-                     "detail": "role_arn: The role must belong to this account."}
+    assert error == {
+        "code": "role_of_another_account",
+        "attr": "role_arn",
+        "detail": "role_arn: The role must belong to this account.",
+    }
     assert not AwsAccount.objects.filter(account_id="555555555555").exists()
 
 
@@ -145,8 +165,12 @@ def test_the_page_refuses_a_bad_comment_on_cancel_and_decommission_too(world: di
 # --- 8. control characters in single-line fields ------------------------------------------------
 @pytest.mark.parametrize("ref", ["INC1\r\nBcc: attacker@example.com", "INC1\nX", "INC1\u2028X", "INC\x00"])
 def test_a_ticket_reference_with_a_line_break_is_refused_everywhere(world: dict[str, Any], ref: str) -> None:
-    body = {"requester_vpc": world["app"].vpc_id, "accepter_vpc": world["hub"].vpc_id,
-            "justification": "directory", "external_ref": ref}
+    body = {
+        "requester_vpc": world["app"].vpc_id,
+        "accepter_vpc": world["hub"].vpc_id,
+        "justification": "directory",
+        "external_ref": ref,
+    }
     api = api_as(world["fiona"]).post(URL, body, format="json")
     assert api.status_code == 400
     assert api.json()["errors"][0]["code"] in {"invalid_external_ref", "null_characters_not_allowed"}
@@ -164,10 +188,17 @@ def test_a_token_name_and_an_account_name_must_be_single_lines(world: dict[str, 
     refused = api_as(world["fiona"]).post("/api/v1/tokens/", {"name": "ci\r\nadmin"}, format="json")
     assert refused.status_code == 400 and refused.json()["errors"][0]["code"] == "invalid_name"
     admin = get_user_model().objects.create_superuser("root", password="x-long-password-1")
-    refused = api_as(admin).post("/api/v1/aws-accounts/", {
-        "account_id": "555555555555", "name": "prod\nfake log line", "department": "finance",
-        "role_arn": "arn:aws:iam::555555555555:role/R", "regions": ["us-east-1"],
-    }, format="json")
+    refused = api_as(admin).post(
+        "/api/v1/aws-accounts/",
+        {
+            "account_id": "555555555555",
+            "name": "prod\nfake log line",
+            "department": "finance",
+            "role_arn": "arn:aws:iam::555555555555:role/R",
+            "regions": ["us-east-1"],
+        },
+        format="json",
+    )
     assert refused.status_code == 400 and refused.json()["errors"][0]["code"] == "invalid_name"
 
 
@@ -175,8 +206,12 @@ def test_a_ticket_reference_stored_before_the_check_cannot_break_the_approvers_m
     world: dict[str, Any], settings: Any
 ) -> None:
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    legacy = PeeringRequestFactory(requester_vpc=world["app"], accepter_vpc=world["hub"],
-                                   requested_by=world["fiona"], external_ref="INC9\r\nBcc: x@example.com")
+    legacy = PeeringRequestFactory(
+        requester_vpc=world["app"],
+        accepter_vpc=world["hub"],
+        requested_by=world["fiona"],
+        external_ref="INC9\r\nBcc: x@example.com",
+    )
     notifications.request_filed(legacy)
     note = Notification.objects.get(request=legacy)
     assert "\r" not in note.subject and "\n" not in note.subject
@@ -188,31 +223,43 @@ def test_a_ticket_reference_stored_before_the_check_cannot_break_the_approvers_m
 
 # --- 10. decommission only from active ----------------------------------------------------------
 def test_decommission_is_refused_from_failed_through_the_api_and_the_page(world: dict[str, Any]) -> None:
-    request = PeeringRequestFactory(requester_vpc=world["app"], accepter_vpc=world["hub"], requested_by=world["fiona"],
-                                    status=Status.FAILED, failed_operation="provision", failure_reason="quota")
+    request = PeeringRequestFactory(
+        requester_vpc=world["app"],
+        accepter_vpc=world["hub"],
+        requested_by=world["fiona"],
+        status=Status.FAILED,
+        failed_operation="provision",
+        failure_reason="quota",
+    )
     api = api_as(world["fiona"]).post(f"{URL}{request.pk}/decommission/", {"comment": "x"}, format="json")
     assert api.status_code == 409
     assert api.json()["errors"][0] == {
-        "code": "invalid_transition", "attr": None,
+        "code": "invalid_transition",
+        "attr": None,
         "detail": "only an active peering can be decommissioned; this one is failed",
     }
     page = post_form(page_as(world["fiona"]), f"/requests/{request.pk}/decommission/", {"comment": "x"})
     assert any("only an active peering can be decommissioned" in m for m in flash(page))
     assert PeeringRequest.objects.get(pk=request.pk).status == Status.FAILED
     # The failed request keeps its retry (which resumes, or cleans up, what failed).
-    assert "decommission" not in services.permissions.allowed_actions(world["fiona"], request)
-    assert "retry" in services.permissions.allowed_actions(world["fiona"], request)
+    assert "decommission" not in permissions.allowed_actions(world["fiona"], request)
+    assert "retry" in permissions.allowed_actions(world["fiona"], request)
 
 
 # --- 13. only canonical CIDRs are stored and planned --------------------------------------------
 def test_another_spelling_of_a_cidr_is_stored_and_planned_canonically(world: dict[str, Any]) -> None:
-    body = {"requester_vpc": world["app"].vpc_id, "accepter_vpc": world["hub"].vpc_id, "justification": "dir",
-            "requester_destination_cidrs": [" 10.0.1.0/024 "]}
+    body = {
+        "requester_vpc": world["app"].vpc_id,
+        "accepter_vpc": world["hub"].vpc_id,
+        "justification": "dir",
+        "requester_destination_cidrs": [" 10.0.1.0/024 "],
+    }
     response = api_as(world["fiona"]).post(URL, body, format="json")
     assert response.status_code == 201, response.json()
     assert response.json()["requester_destination_cidrs"] == ["10.0.1.0/24"]
-    creates = [op["parameters"]["DestinationCidrBlock"] for op in response.json()["plan"]
-               if op["operation"] == "CreateRoute"]
+    creates = [
+        op["parameters"]["DestinationCidrBlock"] for op in response.json()["plan"] if op["operation"] == "CreateRoute"
+    ]
     assert "10.0.1.0/24" in creates and all(re.fullmatch(r"[\d./]+", c) for c in creates)
     assert set(ManagedRoute.objects.values_list("destination", flat=True)) == {"10.0.1.0/24", "10.1.0.0/16"}
 
@@ -235,20 +282,24 @@ def test_a_webhook_added_in_the_admin_gets_the_api_rules_a_secret_and_an_audit_e
     assert not Webhook.objects.exists()
 
     # A public name (resolved by a stub: no network here) is accepted, through the use case.
-    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: [(socket.AF_INET, socket.SOCK_STREAM, 6, "",
-                                                                  ("93.184.216.34", 443))])
-    added = admin_client.post("/admin/requests_app/webhook/add/", {**form, "url": "https://hooks.example.com/x"},
-                              follow=True)
+    monkeypatch.setattr(
+        socket, "getaddrinfo", lambda *a, **k: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", 443))]
+    )
+    added = admin_client.post(
+        "/admin/requests_app/webhook/add/", {**form, "url": "https://hooks.example.com/x"}, follow=True
+    )
     hook = Webhook.objects.get()
     assert hook.secret.startswith("whsec_") and len(hook.secret) > 40
     assert any(hook.secret in m for m in flash(added))  # shown once
     assert AuditEvent.objects.filter(action="webhook.registered", actor_label="root").count() == 1
 
     # A change goes through the use case as well: a private URL is refused, nothing changes.
-    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: [(socket.AF_INET, socket.SOCK_STREAM, 6, "",
-                                                                  ("100.100.100.200", 443))])
-    changed = admin_client.post(f"/admin/requests_app/webhook/{hook.pk}/change/",
-                                {**form, "url": "https://metadata.example.com/"})
+    monkeypatch.setattr(
+        socket, "getaddrinfo", lambda *a, **k: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("100.100.100.200", 443))]
+    )
+    changed = admin_client.post(
+        f"/admin/requests_app/webhook/{hook.pk}/change/", {**form, "url": "https://metadata.example.com/"}
+    )
     assert changed.status_code == 200 and "not a globally routable address" in changed.content.decode()
     assert Webhook.objects.get().url == "https://hooks.example.com/x"
 
@@ -256,19 +307,28 @@ def test_a_webhook_added_in_the_admin_gets_the_api_rules_a_secret_and_an_audit_e
 def test_every_admin_change_to_portal_objects_is_an_audit_event(admin_client: Client, world: dict[str, Any]) -> None:
     hub, nina = world["hub"], world["nina"]
     other = UserFactory(username="olga")
-    response = admin_client.post(f"/admin/requests_app/vpc/{hub.pk}/change/", {
-        "is_services_vpc": "on", "owners": [nina.pk, other.pk],
-        "cidr_blocks-TOTAL_FORMS": "1", "cidr_blocks-INITIAL_FORMS": "1",
-        "cidr_blocks-MIN_NUM_FORMS": "0", "cidr_blocks-MAX_NUM_FORMS": "1000",
-        "cidr_blocks-0-id": hub.cidr_blocks.get().pk, "cidr_blocks-0-vpc": hub.pk,
-    })
+    response = admin_client.post(
+        f"/admin/requests_app/vpc/{hub.pk}/change/",
+        {
+            "is_services_vpc": "on",
+            "owners": [nina.pk, other.pk],
+            "cidr_blocks-TOTAL_FORMS": "1",
+            "cidr_blocks-INITIAL_FORMS": "1",
+            "cidr_blocks-MIN_NUM_FORMS": "0",
+            "cidr_blocks-MAX_NUM_FORMS": "1000",
+            "cidr_blocks-0-id": hub.cidr_blocks.get().pk,
+            "cidr_blocks-0-vpc": hub.pk,
+        },
+    )
     assert response.status_code == 302, re.findall(r"<ul class=\"errorlist.*?</ul>", response.content.decode(), re.S)
     (event,) = AuditEvent.objects.filter(action="admin.changed")
     assert event.actor_label == "root"
     assert event.data["model"] == "requests_app.vpc" and event.data["fields"] == {"owners": ["nina", "olga"]}
 
-    admin_client.post(f"/admin/auth/user/{other.pk}/password/",
-                      {"password1": "another-long-pass-9", "password2": "another-long-pass-9"})
+    admin_client.post(
+        f"/admin/auth/user/{other.pk}/password/",
+        {"password1": "another-long-pass-9", "password2": "another-long-pass-9"},
+    )
     password = AuditEvent.objects.filter(action="admin.changed", data__model="auth.user").get()
     assert "another-long-pass-9" not in str(password.data)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from requests_app import inventory
+from requests_app.inventory import sync
 from requests_app.models import AwsAccount, PeeringRequest, Vpc
 from tests.conftest import ec2_as, sandbox_snapshot, wait_for_status
 
@@ -54,7 +54,7 @@ def _new_vpc(account_id: str, name: str, cidr: str) -> Vpc:
     ec2 = ec2_as(account_id, "us-east-1")
     vpc_id = ec2.create_vpc(CidrBlock=cidr)["Vpc"]["VpcId"]
     ec2.create_tags(Resources=[vpc_id], Tags=[{"Key": "Name", "Value": name}])
-    inventory.sync_account(AwsAccount.objects.get(account_id=account_id))
+    sync.sync_account(AwsAccount.objects.get(account_id=account_id))
     return Vpc.objects.get(vpc_id=vpc_id)
 
 
@@ -155,7 +155,7 @@ def test_broad_routes_to_an_internet_and_a_transit_gateway_stay_and_the_peering_
     (main,) = finance.route_tables.values_list("route_table_id", flat=True)
     ec2.create_route(RouteTableId=main, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)
     ec2.create_route(RouteTableId=main, DestinationCidrBlock="10.0.0.0/8", TransitGatewayId=tgw)
-    inventory.sync_account(AwsAccount.objects.get(account_id="222222222222"))
+    sync.sync_account(AwsAccount.objects.get(account_id="222222222222"))
 
     filed = _file(api, "fiona", finance, hub)
 

@@ -30,8 +30,8 @@ from django.test import override_settings
 from parliament.finding import Finding
 from policy_sentry.querying.actions import get_privilege_info
 
-from requests_app import iam
-from requests_app.demo import ACCOUNTS, DEPARTMENTS
+from requests_app.aws import iam
+from requests_app.management.demo import ACCOUNTS, DEPARTMENTS
 from requests_app.models import AwsAccount, Department, Vpc
 from tests.conftest import ROOT
 

@@ -25,15 +25,18 @@ from typing import Any
 
 import pytest
 import requests
+import time_machine
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from requests_app import services, tasks, webhooks
+from requests_app import tasks
 from requests_app.api import throttling
+from requests_app.core import outbox
 from requests_app.domain.status import Status
+from requests_app.integrations import tokens, webhooks
 from requests_app.models import (
     ApiToken,
     AuditEvent,
@@ -43,7 +46,9 @@ from requests_app.models import (
     WebhookAttempt,
     WebhookDelivery,
 )
-from tests.conftest import DEMO_PASSWORD, WorkerProcess, wait_for_status
+from requests_app.peering import lifecycle, preflight
+from requests_app.peering import services as peering_services
+from tests.conftest import DEMO_PASSWORD, SentTasks, WorkerProcess, wait_for_status
 
 URL = "/api/v1/peering-requests/"
 HOOKS = "/api/v1/webhooks/"
@@ -66,7 +71,9 @@ class Received:
 class Receiver:
     """An HTTP endpoint that records every POST and answers from a script, then with `default`."""
 
-    def __init__(self, script: list[int] | None = None, default: int = 200, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, script: list[int] | None = None, default: int = 200, headers: dict[str, str] | None = None
+    ) -> None:
         self.script = list(script or [])
         self.default = default
         self.extra_headers = dict(headers or {})
@@ -110,8 +117,10 @@ class Receiver:
             if condition(got):
                 return got
             time.sleep(0.1)
-        raise AssertionError(f"the receiver did not get what was expected in {timeout}s: "
-                             f"{[(r.status, r.event.get('type')) for r in self.received()]}")
+        raise AssertionError(
+            f"the receiver did not get what was expected in {timeout}s: "
+            f"{[(r.status, r.event.get('type')) for r in self.received()]}"
+        )
 
     def close(self) -> None:
         self.server.shutdown()
@@ -169,11 +178,23 @@ def client_with(key: str) -> APIClient:
     return client
 
 
-def file_request(api: Any, demo_world: dict[str, Any], user: str = "fiona", requester: str = "finance-app",
-                 accepter: str = "services-use1", headers: dict[str, str] | None = None, **extra: Any) -> dict[str, Any]:
+def file_request(
+    api: Any,
+    demo_world: dict[str, Any],
+    user: str = "fiona",
+    requester: str = "finance-app",
+    accepter: str = "services-use1",
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     vpcs = demo_world["vpcs"]
-    body = {"requester_vpc": vpcs[requester].vpc_id, "accepter_vpc": vpcs[accepter].vpc_id,
-            "justification": "x", "external_ref": "INC1", **extra}
+    body = {
+        "requester_vpc": vpcs[requester].vpc_id,
+        "accepter_vpc": vpcs[accepter].vpc_id,
+        "justification": "x",
+        "external_ref": "INC1",
+        **extra,
+    }
     response = api(user).post(URL, body, format="json", headers=headers or {})
     assert response.status_code == 201, response.json()
     return response.json()
@@ -190,7 +211,9 @@ def outbox_row(hook_id: int, event_type: str = "peering_request.submitted") -> W
     now = timezone.now()
     data = {"id": str(uuid.uuid4()), "status": "pending_approval", "external_ref": "INC1"}
     return WebhookDelivery.objects.create(
-        webhook_id=hook_id, event_type=event_type, payload={"type": event_type, "timestamp": now.isoformat(), "data": data},
+        webhook_id=hook_id,
+        event_type=event_type,
+        payload={"type": event_type, "timestamp": now.isoformat(), "data": data},
         next_attempt_at=now,
     )
 
@@ -218,25 +241,26 @@ class Enqueued:
 
 
 @pytest.fixture
-def no_broker(monkeypatch: pytest.MonkeyPatch) -> Enqueued:
-    """What would go to the broker, recorded here instead (so nothing runs behind the test's back)."""
+def no_broker(sent_tasks: SentTasks) -> Enqueued:
+    """What would go to the broker, recorded here instead (so nothing runs behind the test's back).
+
+    Every webhook delivery sent is in `webhooks` with its countdown (0 for at once); those sent
+    with no countdown at all (the sweeper's, a commit's) are in `webhook_delays` too.
+    """
     seen = Enqueued([], [])
 
-    def apply_async(args: tuple[Any, ...], countdown: float = 0, **kwargs: Any) -> None:
-        seen.webhooks.append((args[0], countdown))
+    def deliver_webhook(delivery_id: int, countdown: float | None = None) -> None:
+        seen.webhooks.append((delivery_id, countdown or 0))
+        if countdown is None:
+            seen.webhook_delays.append(delivery_id)
 
-    monkeypatch.setattr(tasks.deliver_webhook, "apply_async", apply_async)
-    monkeypatch.setattr(tasks.deliver_webhook, "delay", lambda pk: seen.webhook_delays.append(pk))
-    monkeypatch.setattr(tasks.deliver_notification, "delay", lambda *a: None)
-    monkeypatch.setattr(tasks.provision_peering_request, "delay", lambda *a: None)
-    monkeypatch.setattr(tasks.decommission_peering_request, "delay", lambda *a: None)
+    sent_tasks.handlers[outbox.DELIVER_WEBHOOK] = deliver_webhook
     return seen
 
 
 @pytest.fixture
 def plain_api(db: Any) -> Callable[[str | None], APIClient]:
     """Like `api`, for tests that file nothing: an admin and three plain users, no AWS sandbox."""
-    from requests_app import tokens
 
     user_model = get_user_model()
     people = {"admin": user_model.objects.create_superuser("admin", "admin@example.com", DEMO_PASSWORD)}
@@ -271,7 +295,8 @@ SPEC_SIGNATURE = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
 def test_the_signature_is_the_standard_webhooks_one() -> None:
     assert hand_signature(SPEC_SECRET, SPEC_ID, SPEC_TIMESTAMP, SPEC_BODY) == SPEC_SIGNATURE
     headers = {"webhook-id": SPEC_ID, "webhook-timestamp": str(SPEC_TIMESTAMP), "webhook-signature": SPEC_SIGNATURE}
-    assert webhooks.verify(SPEC_SECRET, headers, SPEC_BODY, now=SPEC_TIMESTAMP + 10)
+    with time_machine.travel(SPEC_TIMESTAMP + 10, tick=False):
+        assert webhooks.verify(SPEC_SECRET, headers, SPEC_BODY)
     assert webhooks.sign(SPEC_SECRET, SPEC_ID, SPEC_TIMESTAMP, SPEC_BODY) == SPEC_SIGNATURE
 
 
@@ -284,8 +309,11 @@ def test_verify_accepts_a_hand_made_signature_and_refuses_tampering_and_old_time
     now = int(time.time())
 
     def headers(stamp: int, signature: str | None = None) -> dict[str, str]:
-        return {"webhook-id": message_id, "webhook-timestamp": str(stamp),
-                "webhook-signature": signature or hand_signature(secret, message_id, stamp, body)}
+        return {
+            "webhook-id": message_id,
+            "webhook-timestamp": str(stamp),
+            "webhook-signature": signature or hand_signature(secret, message_id, stamp, body),
+        }
 
     good = headers(now)
     assert webhooks.verify(secret, good, body)
@@ -300,20 +328,27 @@ def test_verify_accepts_a_hand_made_signature_and_refuses_tampering_and_old_time
     assert not webhooks.verify(secret, {**good, "webhook-timestamp": str(now - 1)}, body)
     assert not webhooks.verify(webhooks.new_secret(), good, body)
     assert not webhooks.verify(secret, {**good, "webhook-signature": other}, body)
-    assert not webhooks.verify(secret, {**good, "webhook-signature": good["webhook-signature"].replace("v1,", "v2,")}, body)
+    assert not webhooks.verify(
+        secret, {**good, "webhook-signature": good["webhook-signature"].replace("v1,", "v2,")}, body
+    )
     assert not webhooks.verify(secret, {"webhook-id": message_id, "webhook-timestamp": str(now)}, body)
 
     # Replays: a correctly signed message older (or newer) than five minutes is refused.
-    assert webhooks.verify(secret, headers(now - 299), body, now=now)
-    assert not webhooks.verify(secret, headers(now - 301), body, now=now)
+    with time_machine.travel(now, tick=False):
+        assert webhooks.verify(secret, headers(now - 299), body)
+        assert not webhooks.verify(secret, headers(now - 301), body)
+        assert not webhooks.verify(secret, headers(now + 301), body)
     assert not webhooks.verify(secret, headers(now - 3600), body)
-    assert not webhooks.verify(secret, headers(now + 301), body, now=now)
 
 
 # === 2. a delivery on filing ===========================================================================
 @pytest.mark.django_db
 def test_filing_a_request_sends_a_signed_submitted_event_after_commit(
-    demo_world: dict[str, Any], api: Any, allow_private: Any, receivers: Any, no_broker: Enqueued,
+    demo_world: dict[str, Any],
+    api: Any,
+    allow_private: Any,
+    receivers: Any,
+    no_broker: Enqueued,
     django_capture_on_commit_callbacks: Any,
 ) -> None:
     receiver = receivers()
@@ -357,7 +392,11 @@ def test_filing_a_request_sends_a_signed_submitted_event_after_commit(
 # === 3. retries ========================================================================================
 @pytest.mark.django_db
 def test_a_failing_receiver_is_retried_with_backoff_and_the_same_webhook_id(
-    demo_world: dict[str, Any], api: Any, allow_private: Any, receivers: Any, no_broker: Enqueued,
+    demo_world: dict[str, Any],
+    api: Any,
+    allow_private: Any,
+    receivers: Any,
+    no_broker: Enqueued,
 ) -> None:
     allow_private.WEBHOOK_RETRY_BASE_SECONDS = 5
     allow_private.WEBHOOK_MAX_ATTEMPTS = 8
@@ -401,7 +440,10 @@ def test_a_failing_receiver_is_retried_with_backoff_and_the_same_webhook_id(
 
 @pytest.mark.django_db
 def test_the_delivery_task_schedules_its_retry_with_the_backoff(
-    plain_api: Any, allow_private: Any, receivers: Any, no_broker: Enqueued,
+    plain_api: Any,
+    allow_private: Any,
+    receivers: Any,
+    no_broker: Enqueued,
 ) -> None:
     allow_private.WEBHOOK_RETRY_BASE_SECONDS = 7
     receiver = receivers(script=[503])
@@ -417,7 +459,10 @@ def test_the_delivery_task_schedules_its_retry_with_the_backoff(
 
 @pytest.mark.django_db
 def test_the_sweeper_re_enqueues_only_overdue_deliveries(
-    plain_api: Any, allow_private: Any, receivers: Any, no_broker: Enqueued,
+    plain_api: Any,
+    allow_private: Any,
+    receivers: Any,
+    no_broker: Enqueued,
 ) -> None:
     hook = register_hook(plain_api("admin"), receivers().url, ["*"])
     lost = outbox_row(hook["id"])
@@ -426,7 +471,10 @@ def test_the_sweeper_re_enqueues_only_overdue_deliveries(
         webhook_id=hook["id"], event_type="peering_request.submitted", payload={}, next_attempt_at=timezone.now()
     )
     done = WebhookDelivery.objects.create(
-        webhook_id=hook["id"], event_type="peering_request.submitted", payload={}, state="delivered",
+        webhook_id=hook["id"],
+        event_type="peering_request.submitted",
+        payload={},
+        state="delivered",
         next_attempt_at=timezone.now() - timedelta(minutes=5),
     )
     report = tasks.sweep_stuck_work()
@@ -438,7 +486,10 @@ def test_the_sweeper_re_enqueues_only_overdue_deliveries(
 # === 4. bounded attempts, resend =======================================================================
 @pytest.mark.django_db
 def test_a_delivery_gives_up_after_the_maximum_and_an_admin_can_resend_it(
-    plain_api: Any, allow_private: Any, receivers: Any, no_broker: Enqueued,
+    plain_api: Any,
+    allow_private: Any,
+    receivers: Any,
+    no_broker: Enqueued,
     django_capture_on_commit_callbacks: Any,
 ) -> None:
     allow_private.WEBHOOK_MAX_ATTEMPTS = 3
@@ -485,15 +536,18 @@ def test_a_delivery_gives_up_after_the_maximum_and_an_admin_can_resend_it(
 
 # === 5. refused destinations, event types ==============================================================
 @pytest.mark.django_db
-@pytest.mark.parametrize("url", [
-    "http://127.0.0.1:8080/hook",
-    "http://localhost/hook",
-    "http://[::1]/hook",
-    "http://169.254.169.254/latest/meta-data/",
-    "http://10.0.0.5/",
-    "http://192.168.1.10/hook",
-    "http://0.0.0.0:9000/",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/hook",
+        "http://localhost/hook",
+        "http://[::1]/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.5/",
+        "http://192.168.1.10/hook",
+        "http://0.0.0.0:9000/",
+    ],
+)
 def test_private_destinations_are_refused(url: str, plain_api: Any, settings: Any) -> None:
     settings.WEBHOOK_ALLOW_PRIVATE = False
     response = plain_api("admin").post(HOOKS, {"url": url, "events": ["*"]}, format="json")
@@ -504,7 +558,9 @@ def test_private_destinations_are_refused(url: str, plain_api: Any, settings: An
 
 
 @pytest.mark.django_db
-def test_a_public_destination_is_accepted_and_changing_it_to_a_private_one_is_refused(plain_api: Any, settings: Any) -> None:
+def test_a_public_destination_is_accepted_and_changing_it_to_a_private_one_is_refused(
+    plain_api: Any, settings: Any
+) -> None:
     settings.WEBHOOK_ALLOW_PRIVATE = False
     hook = register_hook(plain_api("admin"), "https://93.184.216.34/hooks", ["peering_request.approved"])
     response = plain_api("admin").patch(f"{HOOKS}{hook['id']}/", {"url": "http://169.254.169.254/"}, format="json")
@@ -516,8 +572,9 @@ def test_a_public_destination_is_accepted_and_changing_it_to_a_private_one_is_re
 @pytest.mark.django_db
 def test_unknown_event_types_are_refused(plain_api: Any, settings: Any) -> None:
     settings.WEBHOOK_ALLOW_PRIVATE = False
-    response = plain_api("admin").post(HOOKS, {"url": "https://93.184.216.34/h", "events": ["peering_request.exploded"]},
-                                 format="json")
+    response = plain_api("admin").post(
+        HOOKS, {"url": "https://93.184.216.34/h", "events": ["peering_request.exploded"]}, format="json"
+    )
     assert response.status_code == 400
     [error] = errors_of(response, "validation_error")
     assert (error["code"], error["attr"]) == ("unknown_event_type", "events")
@@ -550,7 +607,10 @@ def test_only_http_destinations_are_accepted(plain_api: Any, settings: Any) -> N
 
 @pytest.mark.django_db
 def test_a_destination_refused_at_send_time_fails_without_a_request(
-    plain_api: Any, allow_private: Any, receivers: Any, no_broker: Enqueued,
+    plain_api: Any,
+    allow_private: Any,
+    receivers: Any,
+    no_broker: Enqueued,
 ) -> None:
     receiver = receivers()
     hook = register_hook(plain_api("admin"), receiver.url, ["*"])  # allowed when registered
@@ -567,7 +627,10 @@ def test_a_destination_refused_at_send_time_fails_without_a_request(
 
 @pytest.mark.django_db
 def test_a_redirect_is_not_followed(
-    plain_api: Any, allow_private: Any, receivers: Any, no_broker: Enqueued,
+    plain_api: Any,
+    allow_private: Any,
+    receivers: Any,
+    no_broker: Enqueued,
 ) -> None:
     elsewhere = receivers()
     redirecting = receivers(default=307, headers={"Location": elsewhere.url})
@@ -581,7 +644,11 @@ def test_a_redirect_is_not_followed(
 # === 6. subscriptions, inactive endpoints ==============================================================
 @pytest.mark.django_db
 def test_only_active_endpoints_subscribed_to_the_event_get_deliveries(
-    demo_world: dict[str, Any], api: Any, allow_private: Any, receivers: Any, no_broker: Enqueued,
+    demo_world: dict[str, Any],
+    api: Any,
+    allow_private: Any,
+    receivers: Any,
+    no_broker: Enqueued,
 ) -> None:
     admin = api("admin")
     everything = register_hook(admin, receivers().url, ["*"])
@@ -607,14 +674,18 @@ def test_only_active_endpoints_subscribed_to_the_event_get_deliveries(
 
     # Switched on again, it hears what happens from then on.
     assert admin.patch(f"{HOOKS}{switched_off['id']}/", {"active": True}, format="json").status_code == 200
-    services.request_transition(PeeringRequest.objects.get(pk=filed["id"]), Status.FAILED, action="request.failed",
-                                failure_reason="test")
+    lifecycle.request_transition(
+        PeeringRequest.objects.get(pk=filed["id"]), Status.FAILED, action="request.failed", failure_reason="test"
+    )
     assert events_of(switched_off) == ["peering_request.failed"]
 
 
 @pytest.mark.django_db
 def test_deactivating_an_endpoint_stops_its_pending_deliveries(
-    plain_api: Any, allow_private: Any, receivers: Any, no_broker: Enqueued,
+    plain_api: Any,
+    allow_private: Any,
+    receivers: Any,
+    no_broker: Enqueued,
 ) -> None:
     """An admin switches an endpoint off to stop the traffic: retries already queued must not go out."""
     receiver = receivers(script=[500])
@@ -649,9 +720,11 @@ def test_token_keys_are_stored_only_as_hashes(plain_api: Any) -> None:
     assert set(login.json()) == {"token", "expires_at"} and login.json()["expires_at"]
     login_key = login.json()["token"]
     # Another name: a login under the same name would replace (revoke) the first token.
-    again = plain_api(None).post(
-        LOGIN, {"username": "fiona", "password": DEMO_PASSWORD, "name": "cli"}, format="json"
-    ).json()["token"]
+    again = (
+        plain_api(None)
+        .post(LOGIN, {"username": "fiona", "password": DEMO_PASSWORD, "name": "cli"}, format="json")
+        .json()["token"]
+    )
     assert again != login_key  # a new token every call
 
     named = client_with(login_key).post(TOKENS, {"name": "ci pipeline", "read_only": False}, format="json")
@@ -780,8 +853,12 @@ def test_only_the_owner_or_an_admin_revokes_a_token_and_lists_never_show_keys(pl
 def test_the_same_key_and_body_replays_the_first_answer(demo_world: dict[str, Any], api: Any) -> None:
     fiona = api("fiona")
     vpcs = demo_world["vpcs"]
-    body = {"requester_vpc": vpcs["finance-app"].vpc_id, "accepter_vpc": vpcs["services-use1"].vpc_id,
-            "justification": "x", "external_ref": "INC1"}
+    body = {
+        "requester_vpc": vpcs["finance-app"].vpc_id,
+        "accepter_vpc": vpcs["services-use1"].vpc_id,
+        "justification": "x",
+        "external_ref": "INC1",
+    }
     first = fiona.post(URL, body, format="json", headers={"Idempotency-Key": "file-1"})
     assert first.status_code == 201, first.json()
     assert "Idempotent-Replayed" not in first
@@ -816,8 +893,12 @@ def test_the_same_key_and_body_replays_the_first_answer(demo_world: dict[str, An
 @pytest.mark.django_db
 def test_idempotency_keys_are_per_user(demo_world: dict[str, Any], api: Any) -> None:
     vpcs = demo_world["vpcs"]
-    body = {"requester_vpc": vpcs["finance-app"].vpc_id, "accepter_vpc": vpcs["services-use1"].vpc_id,
-            "justification": "x", "external_ref": "INC1"}
+    body = {
+        "requester_vpc": vpcs["finance-app"].vpc_id,
+        "accepter_vpc": vpcs["services-use1"].vpc_id,
+        "justification": "x",
+        "external_ref": "INC1",
+    }
     fionas = api("fiona").post(URL, body, format="json", headers={"Idempotency-Key": "shared"})
     assert fionas.status_code == 201
     # Another user, same key, different body: independent, not "reused".
@@ -831,7 +912,9 @@ def test_idempotency_keys_are_per_user(demo_world: dict[str, Any], api: Any) -> 
 
 
 @pytest.mark.django_db
-def test_an_approval_repeated_with_its_key_approves_once(demo_world: dict[str, Any], api: Any, no_broker: Enqueued) -> None:
+def test_an_approval_repeated_with_its_key_approves_once(
+    demo_world: dict[str, Any], api: Any, no_broker: Enqueued
+) -> None:
     filed = file_request(api, demo_world)
     nina = api("nina")
     approve = f"{URL}{filed['id']}/approve/"
@@ -846,8 +929,10 @@ def test_an_approval_repeated_with_its_key_approves_once(demo_world: dict[str, A
 
 
 @pytest.mark.django_db
-def test_a_server_error_frees_the_key_for_a_retry(demo_world: dict[str, Any], api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    original = services.peering_request_submit
+def test_a_server_error_frees_the_key_for_a_retry(
+    demo_world: dict[str, Any], api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = peering_services.peering_request_submit
     calls = {"n": 0}
 
     def flaky(**kwargs: Any) -> Any:
@@ -856,9 +941,13 @@ def test_a_server_error_frees_the_key_for_a_retry(demo_world: dict[str, Any], ap
             raise RuntimeError("database went away")
         return original(**kwargs)
 
-    monkeypatch.setattr(services, "peering_request_submit", flaky)
+    monkeypatch.setattr(peering_services, "peering_request_submit", flaky)
     vpcs = demo_world["vpcs"]
-    body = {"requester_vpc": vpcs["finance-app"].vpc_id, "accepter_vpc": vpcs["services-use1"].vpc_id, "justification": "x"}
+    body = {
+        "requester_vpc": vpcs["finance-app"].vpc_id,
+        "accepter_vpc": vpcs["services-use1"].vpc_id,
+        "justification": "x",
+    }
     failed = api("fiona").post(URL, body, format="json", headers={"Idempotency-Key": "retry-me"})
     assert failed.status_code == 500
     errors_of(failed, "server_error")
@@ -870,22 +959,28 @@ def test_a_server_error_frees_the_key_for_a_retry(demo_world: dict[str, Any], ap
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("work_seconds", [0.0, 0.5])
 def test_two_concurrent_identical_posts_create_one_request(
-    work_seconds: float, live_server: Any, demo_world: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
+    work_seconds: float,
+    live_server: Any,
+    demo_world: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from requests_app import tokens
 
     if work_seconds:  # hold the first call inside its work, so the second surely arrives meanwhile
-        original = services.peering_request_submit
+        original = peering_services.peering_request_submit
 
         def slow(**kwargs: Any) -> Any:
             time.sleep(work_seconds)
             return original(**kwargs)
 
-        monkeypatch.setattr(services, "peering_request_submit", slow)
+        monkeypatch.setattr(peering_services, "peering_request_submit", slow)
     _, key = tokens.issue(demo_world["users"]["fiona"], "concurrency")
     vpcs = demo_world["vpcs"]
-    body = {"requester_vpc": vpcs["finance-app"].vpc_id, "accepter_vpc": vpcs["services-use1"].vpc_id,
-            "justification": "x", "external_ref": "INC1"}
+    body = {
+        "requester_vpc": vpcs["finance-app"].vpc_id,
+        "accepter_vpc": vpcs["services-use1"].vpc_id,
+        "justification": "x",
+        "external_ref": "INC1",
+    }
     headers = {"Authorization": f"Token {key}", "Idempotency-Key": "concurrent-1"}
     barrier = threading.Barrier(2)
     answers: list[requests.Response] = []
@@ -932,7 +1027,8 @@ def limit(monkeypatch: pytest.MonkeyPatch, token: str, user: str) -> None:
 
 @pytest.mark.django_db
 def test_a_token_over_its_rate_gets_429_and_another_token_of_the_user_does_not(
-    plain_api: Any, monkeypatch: pytest.MonkeyPatch,
+    plain_api: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     limit(monkeypatch, token="3/min", user="100/min")
     busy, quiet = plain_api("fiona"), plain_api("fiona")
@@ -975,10 +1071,16 @@ def test_updated_after_ordering_and_pages(demo_world: dict[str, Any], api: Any) 
     fiona, vpcs = demo_world["users"]["fiona"], demo_world["vpcs"]
     ids = []
     for n in range(5):
-        made = services.peering_request_submit(actor=fiona, draft=services.PeeringDraft(
-            requester_vpc=vpcs["finance-app"].vpc_id, accepter_vpc=vpcs["services-use1"].vpc_id, justification=f"n{n}"))
+        made = peering_services.peering_request_submit(
+            actor=fiona,
+            draft=preflight.PeeringDraft(
+                requester_vpc=vpcs["finance-app"].vpc_id,
+                accepter_vpc=vpcs["services-use1"].vpc_id,
+                justification=f"n{n}",
+            ),
+        )
         if n < 4:
-            services.peering_request_cancel(actor=fiona, request_id=made.pk)
+            peering_services.peering_request_cancel(actor=fiona, request_id=made.pk)
         ids.append(str(made.pk))
     base = timezone.now() - timedelta(hours=1)
     minutes = {ids[0]: 30, ids[1]: 10, ids[2]: 40, ids[3]: 20, ids[4]: 20}  # not creation order; one tie
@@ -1056,8 +1158,12 @@ def test_a_wrong_method_answers_json_405(plain_api: Any) -> None:
 def webhook_worker(worker: WorkerProcess, worker_env: dict[str, str], tmp_path_factory: Any) -> Iterator[WorkerProcess]:
     """The session worker stopped; one allowed to reach 127.0.0.1, with quick retries, takes its place."""
     worker.stop()
-    env = {**worker_env, "WEBHOOK_ALLOW_PRIVATE": "1", "WEBHOOK_RETRY_BASE_SECONDS": "0.2",
-           "WEBHOOK_TIMEOUT_SECONDS": "5"}
+    env = {
+        **worker_env,
+        "WEBHOOK_ALLOW_PRIVATE": "1",
+        "WEBHOOK_RETRY_BASE_SECONDS": "0.2",
+        "WEBHOOK_TIMEOUT_SECONDS": "5",
+    }
     sender = WorkerProcess(env, tmp_path_factory.mktemp("webhooks") / "webhook-worker.log", name="webhooks")
     sender.start()
     yield sender
@@ -1069,7 +1175,11 @@ def webhook_worker(worker: WorkerProcess, worker_env: dict[str, str], tmp_path_f
 @pytest.mark.integration
 @pytest.mark.django_db(transaction=True)
 def test_the_worker_delivers_each_stage_of_an_approved_request_in_order(
-    webhook_worker: WorkerProcess, demo_world: dict[str, Any], api: Any, allow_private: Any, receivers: Any,
+    webhook_worker: WorkerProcess,
+    demo_world: dict[str, Any],
+    api: Any,
+    allow_private: Any,
+    receivers: Any,
 ) -> None:
     receiver = receivers()
     hook = register_hook(api("admin"), receiver.url, ["*"])
@@ -1080,8 +1190,12 @@ def test_the_worker_delivers_each_stage_of_an_approved_request_in_order(
 
     got = receiver.wait_for(lambda rs: any(r.event["type"] == "peering_request.active" for r in rs), timeout=60)
     types = [r.event["type"] for r in got]
-    assert types == ["peering_request.submitted", "peering_request.approved",
-                     "peering_request.provisioning", "peering_request.active"], types
+    assert types == [
+        "peering_request.submitted",
+        "peering_request.approved",
+        "peering_request.provisioning",
+        "peering_request.active",
+    ], types
     assert len({r.headers["webhook-id"] for r in got}) == 4
     for r in got:
         assert verified_by_hand(hook["secret"], r)
@@ -1097,7 +1211,11 @@ def test_the_worker_delivers_each_stage_of_an_approved_request_in_order(
 @pytest.mark.integration
 @pytest.mark.django_db(transaction=True)
 def test_the_worker_retries_a_failing_receiver_until_it_answers(
-    webhook_worker: WorkerProcess, demo_world: dict[str, Any], api: Any, allow_private: Any, receivers: Any,
+    webhook_worker: WorkerProcess,
+    demo_world: dict[str, Any],
+    api: Any,
+    allow_private: Any,
+    receivers: Any,
 ) -> None:
     receiver = receivers(script=[500, 500])
     hook = register_hook(api("admin"), receiver.url, ["peering_request.submitted"])

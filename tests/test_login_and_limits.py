@@ -25,8 +25,9 @@ from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from requests_app import logins, tokens
 from requests_app.api import throttling
+from requests_app.core import logins
+from requests_app.integrations import tokens
 from requests_app.models import ApiToken, AuditEvent
 
 PASSWORD = "peering-demo"

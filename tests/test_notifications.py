@@ -19,9 +19,15 @@ from django.core import mail
 from django.db import transaction
 from django.utils import timezone
 
-from requests_app import inventory, provisioning, reconciler, services, tasks
+from requests_app import tasks
+from requests_app.core import outbox
+from requests_app.inventory import sync
 from requests_app.models import AwsAccount, Notification, PeeringRequest
-from tests.conftest import WorkerProcess, ec2_as, wait_for_status
+from requests_app.notifications import delivery
+from requests_app.peering import drift, lifecycle, preflight
+from requests_app.peering import services as peering_services
+from requests_app.peering.saga import runner
+from tests.conftest import SentTasks, WorkerProcess, ec2_as, wait_for_status
 
 URL = "/api/v1/peering-requests/"
 LOCMEM = "django.core.mail.backends.locmem.EmailBackend"
@@ -35,18 +41,20 @@ def locmem(settings: Any) -> None:
 
 
 @pytest.fixture
-def enqueued(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """Ids handed to `deliver_notification.delay`, instead of the broker."""
-    calls: list[Any] = []
-    monkeypatch.setattr(tasks.deliver_notification, "delay", lambda notification_id: calls.append(notification_id))
-    return calls
+def enqueued(sent_tasks: SentTasks) -> list[Any]:
+    """Ids of the notifications sent for delivery, kept here instead of the broker."""
+    return sent_tasks.ids[outbox.DELIVER_NOTIFICATION]
 
 
 def _file(api: Any, vpcs: dict[str, Any], username: str = "fiona", **extra: Any) -> dict[str, Any]:
     response = api(username).post(
         URL,
-        {"requester_vpc": vpcs["finance-app"].vpc_id, "accepter_vpc": vpcs["services-use1"].vpc_id,
-         "justification": "the app needs the shared directory", **extra},
+        {
+            "requester_vpc": vpcs["finance-app"].vpc_id,
+            "accepter_vpc": vpcs["services-use1"].vpc_id,
+            "justification": "the app needs the shared directory",
+            **extra,
+        },
         format="json",
     )
     assert response.status_code == 201, response.json()
@@ -55,10 +63,13 @@ def _file(api: Any, vpcs: dict[str, Any], username: str = "fiona", **extra: Any)
 
 def _submit(demo_world: dict[str, Any], username: str = "fiona") -> PeeringRequest:
     vpcs = demo_world["vpcs"]
-    return services.peering_request_submit(
+    return peering_services.peering_request_submit(
         actor=demo_world["users"][username],
-        draft=services.PeeringDraft(requester_vpc=vpcs["finance-app"].vpc_id,
-                                    accepter_vpc=vpcs["services-use1"].vpc_id, justification="notify me"),
+        draft=preflight.PeeringDraft(
+            requester_vpc=vpcs["finance-app"].vpc_id,
+            accepter_vpc=vpcs["services-use1"].vpc_id,
+            justification="notify me",
+        ),
     )
 
 
@@ -67,8 +78,12 @@ def _notes(request_id: Any, event: str) -> list[Notification]:
 
 
 def _outbox_row(**fields: Any) -> Notification:
-    defaults = {"event": "request.approved", "recipients": ["fiona@example.com"],
-                "subject": "Peering: approved by nina", "body": "Your peering request approved by nina.\n"}
+    defaults = {
+        "event": "request.approved",
+        "recipients": ["fiona@example.com"],
+        "subject": "Peering: approved by nina",
+        "body": "Your peering request approved by nina.\n",
+    }
     return Notification.objects.create(**{**defaults, **fields})
 
 
@@ -107,8 +122,12 @@ def test_a_refused_request_writes_no_notification(
     with django_capture_on_commit_callbacks(execute=True):
         response = api("erin").post(
             URL,
-            {"requester_vpc": vpcs["eng-sandbox"].vpc_id, "accepter_vpc": vpcs["services-use1"].vpc_id,
-             "justification": "overlaps", "external_ref": "INC0043"},
+            {
+                "requester_vpc": vpcs["eng-sandbox"].vpc_id,
+                "accepter_vpc": vpcs["services-use1"].vpc_id,
+                "justification": "overlaps",
+                "external_ref": "INC0043",
+            },
             format="json",
         )
     assert response.status_code in (400, 409, 422), response.json()
@@ -132,10 +151,8 @@ def test_approval_notifies_the_requester_who_approved(
     assert "approved by nina" in note.subject and "INC0042" in note.subject
     assert "approved by nina" in note.body and "go ahead" in note.body
     # The decision's commit enqueues this notification (next to the provisioning task, not run here).
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(tasks.provision_peering_request, "delay", lambda *a: None)
-        for callback in callbacks:
-            callback()
+    for callback in callbacks:
+        callback()
     assert note.pk in enqueued
 
 
@@ -163,7 +180,7 @@ def test_a_rolled_back_transition_leaves_no_notification(
         pytest.raises(RuntimeError, match="after the change"),
         transaction.atomic(),
     ):
-        services.peering_request_approve(actor=demo_world["users"]["nina"], request_id=request.pk, comment="ok")
+        peering_services.peering_request_approve(actor=demo_world["users"]["nina"], request_id=request.pk, comment="ok")
         assert len(_notes(request.pk, "request.approved")) == 1  # written with the change...
         raise RuntimeError("something failed after the change")
     assert _notes(request.pk, "request.approved") == []  # ...and gone with it
@@ -175,13 +192,15 @@ def _failed_before_provisioning(demo_world: dict[str, Any]) -> tuple[PeeringRequ
     """Approved by nina, then refused by the saga: someone peered the pair by hand in AWS meanwhile."""
     vpcs = demo_world["vpcs"]
     request = _submit(demo_world)
-    services.peering_request_approve(actor=demo_world["users"]["nina"], request_id=request.pk, comment="ok")
+    peering_services.peering_request_approve(actor=demo_world["users"]["nina"], request_id=request.pk, comment="ok")
     by_hand = ec2_as("222222222222", "us-east-1").create_vpc_peering_connection(
-        VpcId=vpcs["finance-app"].vpc_id, PeerVpcId=vpcs["services-use1"].vpc_id,
-        PeerOwnerId="111111111111", PeerRegion="us-east-1",
+        VpcId=vpcs["finance-app"].vpc_id,
+        PeerVpcId=vpcs["services-use1"].vpc_id,
+        PeerOwnerId="111111111111",
+        PeerRegion="us-east-1",
     )["VpcPeeringConnection"]["VpcPeeringConnectionId"]
-    inventory.sync_account(AwsAccount.objects.get(account_id="222222222222"))
-    provisioning.run(str(request.pk), "provision")
+    sync.sync_account(AwsAccount.objects.get(account_id="222222222222"))
+    runner.run(str(request.pk), "provision")
     failed = PeeringRequest.objects.get(pk=request.pk)
     assert failed.status == "failed"
     return failed, by_hand
@@ -204,9 +223,9 @@ def test_retrying_a_failed_request_does_not_announce_a_new_approval(demo_world: 
     """
     request, by_hand = _failed_before_provisioning(demo_world)
     ec2_as("222222222222", "us-east-1").delete_vpc_peering_connection(VpcPeeringConnectionId=by_hand)
-    inventory.sync_account(AwsAccount.objects.get(account_id="222222222222"))
+    sync.sync_account(AwsAccount.objects.get(account_id="222222222222"))
 
-    services.peering_request_retry(actor=demo_world["users"]["fiona"], request_id=request.pk)
+    peering_services.peering_request_retry(actor=demo_world["users"]["fiona"], request_id=request.pk)
 
     assert PeeringRequest.objects.get(pk=request.pk).status == "approved"
     approved = _notes(request.pk, "request.approved")
@@ -218,7 +237,7 @@ def test_retrying_a_failed_request_does_not_announce_a_new_approval(demo_world: 
 def test_expiry_notifies_the_requester(demo_world: dict[str, Any]) -> None:
     request = _submit(demo_world)
     PeeringRequest.objects.filter(pk=request.pk).update(created_at=timezone.now() - timedelta(days=8))
-    assert reconciler.expire_pending(7 * 24 * 3600) == 1
+    assert lifecycle.expire_pending(7 * 24 * 3600) == 1
     [note] = _notes(request.pk, "request.expired")
     assert note.recipients == ["fiona@example.com"]
     assert "expired" in note.subject
@@ -305,19 +324,19 @@ def test_delivery_gives_up_after_the_maximum_attempts(flaky: type[FlakyBackend])
     assert tasks.deliver_notification.apply(args=[note.pk]).get() == "failed"
     note.refresh_from_db()
     assert note.state == Notification.State.FAILED
-    assert note.attempts == tasks.NOTIFICATION_MAX_ATTEMPTS == flaky.calls
+    assert note.attempts == delivery.NOTIFICATION_MAX_ATTEMPTS == flaky.calls
     assert "refused the connection" in note.last_error and note.sent_at is None
     # Given up means given up: another delivery does not try again.
     assert tasks.deliver_notification.apply(args=[note.pk]).get() == "not_pending"
-    assert flaky.calls == tasks.NOTIFICATION_MAX_ATTEMPTS and mail.outbox == []
+    assert flaky.calls == delivery.NOTIFICATION_MAX_ATTEMPTS and mail.outbox == []
 
 
 # --- 4. sweeper -----------------------------------------------------------------------------------
 @pytest.mark.django_db
 def test_the_sweeper_resends_only_lost_pending_notifications(enqueued: list[Any]) -> None:
     now = timezone.now()
-    window = timedelta(seconds=tasks.NOTIFICATION_RESEND_AFTER_SECONDS)
-    stale_try = timedelta(seconds=tasks.NOTIFICATION_MAX_BACKOFF_SECONDS * 2)
+    window = timedelta(seconds=delivery.NOTIFICATION_RESEND_AFTER_SECONDS)
+    stale_try = timedelta(seconds=delivery.NOTIFICATION_MAX_BACKOFF_SECONDS * 2)
 
     def row(age: timedelta, **fields: Any) -> int:
         note = _outbox_row(**fields)
@@ -340,21 +359,21 @@ def test_the_sweeper_resends_only_lost_pending_notifications(enqueued: list[Any]
 
 @pytest.mark.django_db
 def test_a_notification_whose_enqueue_failed_is_sent_by_the_sweeper(
-    demo_world: dict[str, Any], locmem: None, django_capture_on_commit_callbacks: Any, monkeypatch: pytest.MonkeyPatch
+    demo_world: dict[str, Any], locmem: None, django_capture_on_commit_callbacks: Any, sent_tasks: SentTasks
 ) -> None:
-    def broker_down(*args: Any) -> None:
+    def broker_down(*args: Any, countdown: float | None = None) -> None:
         raise ConnectionError("broker unreachable")
 
-    monkeypatch.setattr(tasks.deliver_notification, "delay", broker_down)
+    sent_tasks.handlers[outbox.DELIVER_NOTIFICATION] = broker_down
     with django_capture_on_commit_callbacks(execute=True):
         request = _submit(demo_world)  # the commit's enqueue fails, quietly
     [note] = _notes(request.pk, "request.submitted")
     assert note.state == Notification.State.PENDING and mail.outbox == []
 
-    old = timezone.now() - timedelta(seconds=tasks.NOTIFICATION_RESEND_AFTER_SECONDS + 1)
+    old = timezone.now() - timedelta(seconds=delivery.NOTIFICATION_RESEND_AFTER_SECONDS + 1)
     Notification.objects.filter(pk=note.pk).update(created_at=old)
-    monkeypatch.setattr(
-        tasks.deliver_notification, "delay", lambda pk: tasks.deliver_notification.apply(args=[pk])
+    sent_tasks.handlers[outbox.DELIVER_NOTIFICATION] = lambda pk, countdown=None: tasks.deliver_notification.apply(
+        args=[pk]
     )
     assert tasks.sweep_stuck_work()["notifications_resent"] == 1
     note.refresh_from_db()
@@ -367,8 +386,8 @@ def test_a_notification_whose_enqueue_failed_is_sent_by_the_sweeper(
 def active_request(demo_world: dict[str, Any]) -> PeeringRequest:
     """Filed by fiona, approved by nina, provisioned in this process against the sandbox."""
     request = _submit(demo_world)
-    services.peering_request_approve(actor=demo_world["users"]["nina"], request_id=request.pk)
-    assert provisioning.run(str(request.pk), "provision") == "done"
+    peering_services.peering_request_approve(actor=demo_world["users"]["nina"], request_id=request.pk)
+    assert runner.run(str(request.pk), "provision") == "done"
     active = PeeringRequest.objects.get(pk=request.pk)
     assert active.status == "active", active.failure_reason
     return active
@@ -380,36 +399,39 @@ def test_drift_notifies_the_requester_once(demo_world: dict[str, Any], active_re
     [done] = _notes(request.pk, "request.active")
     assert done.recipients == ["fiona@example.com"] and "is active" in done.subject
 
-    assert reconciler.reconcile(request.pk) is None  # nothing drifted yet
+    assert drift.reconcile(request.pk) is None  # nothing drifted yet
     assert _notes(request.pk, "drift.found") == []
 
     private = demo_world["vpcs"]["services-use1"].route_tables.get(name="services-private")
     hub = ec2_as("111111111111", "us-east-1")
     hub.delete_route(RouteTableId=private.route_table_id, DestinationCidrBlock="10.11.0.0/16")
 
-    drift = reconciler.reconcile(request.pk)
-    assert drift is not None and [f["kind"] for f in drift["findings"]] == ["route_missing"]
+    found = drift.reconcile(request.pk)
+    assert found is not None and [f["kind"] for f in found["findings"]] == ["route_missing"]
     [note] = _notes(request.pk, "drift.found")
     assert note.recipients == ["fiona@example.com"]
     assert "no longer matches" in note.subject
     assert f"{private.route_table_id} has no route to 10.11.0.0/16" in note.body
 
     # The same drift seen on the next cycles: no second email.
-    reconciler.reconcile(request.pk)
-    reconciler.reconcile(request.pk)
+    drift.reconcile(request.pk)
+    drift.reconcile(request.pk)
     assert len(_notes(request.pk, "drift.found")) == 1
 
     # Repaired by hand: the drift clears without an email saying drift was found.
-    hub.create_route(RouteTableId=private.route_table_id, DestinationCidrBlock="10.11.0.0/16",
-                     VpcPeeringConnectionId=request.aws_peering_connection_id)
-    assert reconciler.reconcile(request.pk) is None
+    hub.create_route(
+        RouteTableId=private.route_table_id,
+        DestinationCidrBlock="10.11.0.0/16",
+        VpcPeeringConnectionId=request.aws_peering_connection_id,
+    )
+    assert drift.reconcile(request.pk) is None
     assert len(_notes(request.pk, "drift.found")) == 1
 
 
 @pytest.mark.django_db
 def test_decommissioning_notifies_the_requester(demo_world: dict[str, Any], active_request: PeeringRequest) -> None:
-    services.peering_request_decommission(actor=demo_world["users"]["fiona"], request_id=active_request.pk)
-    assert provisioning.run(str(active_request.pk), "decommission") == "done"
+    peering_services.peering_request_decommission(actor=demo_world["users"]["fiona"], request_id=active_request.pk)
+    assert runner.run(str(active_request.pk), "decommission") == "done"
     assert PeeringRequest.objects.get(pk=active_request.pk).status == "decommissioned"
     [note] = _notes(active_request.pk, "request.decommissioned")
     assert note.recipients == ["fiona@example.com"] and "decommissioned" in note.subject
@@ -419,13 +441,18 @@ def test_decommissioning_notifies_the_requester(demo_world: dict[str, Any], acti
 
 # --- 6. the real worker ---------------------------------------------------------------------------
 @pytest.fixture
-def mail_worker(worker: WorkerProcess, worker_env: dict[str, str], tmp_path: Path) -> Iterator[tuple[WorkerProcess, Path]]:
+def mail_worker(
+    worker: WorkerProcess, worker_env: dict[str, str], tmp_path: Path
+) -> Iterator[tuple[WorkerProcess, Path]]:
     """The session worker stopped; one that writes its mail to files takes its place."""
     worker.stop()
     mail_dir = tmp_path / "mail"
     mail_dir.mkdir()
-    env = {**worker_env, "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
-           "EMAIL_FILE_PATH": str(mail_dir)}
+    env = {
+        **worker_env,
+        "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+        "EMAIL_FILE_PATH": str(mail_dir),
+    }
     mailer = WorkerProcess(env, tmp_path / "mail-worker.log", name="mail")
     mailer.start()
     yield mailer, mail_dir
@@ -471,7 +498,9 @@ def test_the_worker_emails_the_requester_when_the_peering_is_active(
     while rows.exclude(state=Notification.State.SENT).exists() and time.monotonic() < deadline:
         time.sleep(0.25)
     assert sorted(rows.values_list("event", "state")) == [
-        ("request.active", "sent"), ("request.approved", "sent"), ("request.submitted", "sent")
+        ("request.active", "sent"),
+        ("request.approved", "sent"),
+        ("request.submitted", "sent"),
     ]
 
     to_fiona = [m for m in _mails(mail_dir) if m["To"] == "fiona@example.com"]

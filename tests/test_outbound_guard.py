@@ -28,7 +28,8 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from requests_app import netguard, webhooks
+from requests_app.core import netguard
+from requests_app.integrations import webhooks
 from requests_app.models import Webhook, WebhookDelivery
 
 PUBLIC = "93.184.216.34"

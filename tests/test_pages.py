@@ -37,10 +37,16 @@ ACTIONS = ["approve", "reject", "cancel", "retry", "decommission", "repair"]
 def world(demo_world: dict[str, Any], api: Any) -> dict[str, Any]:
     """The demo world with one request fiona filed (finance-app → services-use1), pending approval."""
     vpcs = demo_world["vpcs"]
-    response = api("fiona").post("/api/v1/peering-requests/", {
-        "requester_vpc": vpcs["finance-app"].vpc_id, "accepter_vpc": vpcs["services-use1"].vpc_id,
-        "justification": "the app needs the shared directory", "external_ref": "CHG-4711",
-    }, format="json")
+    response = api("fiona").post(
+        "/api/v1/peering-requests/",
+        {
+            "requester_vpc": vpcs["finance-app"].vpc_id,
+            "accepter_vpc": vpcs["services-use1"].vpc_id,
+            "justification": "the app needs the shared directory",
+            "external_ref": "CHG-4711",
+        },
+        format="json",
+    )
     assert response.status_code == 201, response.json()
     return {**demo_world, "rid": response.json()["id"]}
 
@@ -99,8 +105,13 @@ def verify(row: dict[str, Any]) -> None:
 def make_request(requester: Vpc, accepter: Vpc, by: Any, **fields: Any) -> PeeringRequest:
     """A request row written directly (no checks, no audit), for pages that only need rows to show."""
     return PeeringRequest.objects.create(
-        requester_vpc=requester, accepter_vpc=accepter, requested_by=by, department=requester.account.department,
-        pair_key=PeeringRequest.make_pair_key(requester.vpc_id, accepter.vpc_id), **{"justification": "x", **fields})
+        requester_vpc=requester,
+        accepter_vpc=accepter,
+        requested_by=by,
+        department=requester.account.department,
+        pair_key=PeeringRequest.make_pair_key(requester.vpc_id, accepter.vpc_id),
+        **{"justification": "x", **fields},
+    )
 
 
 def approve_as_nina(client: Any, world: dict[str, Any]) -> None:
@@ -114,8 +125,11 @@ def approve_as_nina(client: Any, world: dict[str, Any]) -> None:
 def test_anonymous_visitors_are_sent_to_log_in(world: dict[str, Any], client: Any) -> None:
     rid = world["rid"]
     gets = [*LIST_PAGES, f"/requests/{rid}/", "/audit/export.csv", "/audit/export.jsonl"]
-    posts = ["/requests/new/check/", *(f"/requests/{rid}/{a}/" for a in ACTIONS),
-             "/inventory/accounts/222222222222/sync/"]
+    posts = [
+        "/requests/new/check/",
+        *(f"/requests/{rid}/{a}/" for a in ACTIONS),
+        "/inventory/accounts/222222222222/sync/",
+    ]
     for method, url in [("get", u) for u in gets] + [("post", u) for u in posts]:
         response = getattr(client, method)(url)
         assert response.status_code == 302, url
@@ -155,15 +169,19 @@ def test_outsiders_get_404_on_the_request_and_its_actions(world: dict[str, Any],
     assert AuditEvent.objects.filter(request_id=rid).count() == 1
 
 
-@pytest.mark.parametrize(("username", "action", "reason"), [
-    ("fiona", "approve", "separation of duties"),
-    ("fiona", "reject", "separation of duties"),
-    ("nina", "cancel", "only members of Finance can cancel"),
-    ("fiona", "repair", "can repair this peering"),
-    ("fiona", "retry", "only a failed request can be retried"),
-])
-def test_members_who_may_see_but_not_act_are_refused_with_a_message(world: dict[str, Any], client: Any, username: str,
-                                                                     action: str, reason: str) -> None:
+@pytest.mark.parametrize(
+    ("username", "action", "reason"),
+    [
+        ("fiona", "approve", "separation of duties"),
+        ("fiona", "reject", "separation of duties"),
+        ("nina", "cancel", "only members of Finance can cancel"),
+        ("fiona", "repair", "can repair this peering"),
+        ("fiona", "retry", "only a failed request can be retried"),
+    ],
+)
+def test_members_who_may_see_but_not_act_are_refused_with_a_message(
+    world: dict[str, Any], client: Any, username: str, action: str, reason: str
+) -> None:
     rid = world["rid"]
     client.force_login(world["users"][username])
     response = client.post(f"/requests/{rid}/{action}/", {"comment": "trying"}, follow=True)
@@ -223,13 +241,20 @@ def test_home_shows_badges_ticket_tally_and_filters(world: dict[str, Any], clien
     assert "CHG-4711" not in text(get(client, world["users"]["harry"], "/"))
 
 
-def test_approvals_queue_oldest_first_with_checks_overdue_and_attention(world: dict[str, Any], client: Any,
-                                                                        api: Any) -> None:
+def test_approvals_queue_oldest_first_with_checks_overdue_and_attention(
+    world: dict[str, Any], client: Any, api: Any
+) -> None:
     vpcs, users = world["vpcs"], world["users"]
-    response = api("erin").post("/api/v1/peering-requests/", {
-        "requester_vpc": vpcs["eng-build"].vpc_id, "accepter_vpc": vpcs["services-use1"].vpc_id,
-        "justification": "build agents need the proxy", "external_ref": "ENG-9",
-    }, format="json")
+    response = api("erin").post(
+        "/api/v1/peering-requests/",
+        {
+            "requester_vpc": vpcs["eng-build"].vpc_id,
+            "accepter_vpc": vpcs["services-use1"].vpc_id,
+            "justification": "build agents need the proxy",
+            "external_ref": "ENG-9",
+        },
+        format="json",
+    )
     assert response.status_code == 201, response.json()
     erin_rid = response.json()["id"]
     late = timezone.now() - timedelta(hours=settings.APPROVAL_SLA_HOURS + 1)
@@ -237,8 +262,10 @@ def test_approvals_queue_oldest_first_with_checks_overdue_and_attention(world: d
     hr = make_request(vpcs["hr-portal"], vpcs["services-euw1"], users["harry"])
     PeeringRequest.objects.filter(pk=hr.pk).update(status="failed", failure_reason="PeeringQuotaExceeded on hub")
     sandbox = make_request(vpcs["eng-sandbox"], vpcs["services-euw1"], users["erin"])
-    PeeringRequest.objects.filter(pk=sandbox.pk).update(status="active", drift={
-        "found_at": timezone.now().isoformat(), "findings": [{"kind": "route_missing", "detail": "route gone"}]})
+    PeeringRequest.objects.filter(pk=sandbox.pk).update(
+        status="active",
+        drift={"found_at": timezone.now().isoformat(), "findings": [{"kind": "route_missing", "detail": "route gone"}]},
+    )
 
     page = text(get(client, users["nina"], "/approvals/"))
     queue = page.split('<table class="queue">', 1)[1].split("</table>", 1)[0]
@@ -266,8 +293,12 @@ def test_request_page_shows_timeline_history_and_actions(world: dict[str, Any], 
     page = text(get(client, users["fiona"], f"/requests/{rid}/"))
     timeline = page.split('<ol class="timeline"', 1)[1].split("</ol>", 1)[0]
     items = re.findall(r'<li class="(\w+)">\s*<span class="badge status-(\w+)">.*?</li>', timeline, re.S)
-    assert items == [("done", "pending_approval"), ("current", "approved"),
-                     ("ahead", "provisioning"), ("ahead", "active")], items
+    assert items == [
+        ("done", "pending_approval"),
+        ("current", "approved"),
+        ("ahead", "provisioning"),
+        ("ahead", "active"),
+    ], items
     assert "· nina" in timeline and "· fiona" in timeline
     rows = history_rows(page)
     assert len(rows) == 2
@@ -292,8 +323,10 @@ def test_audit_filters(world: dict[str, Any], client: Any) -> None:
     assert actions(request=rid) == ["request.approved", "request.submitted"]
     assert actions(request=str(uuid.uuid4())) == []
     assert actions(request="not-a-request-id") == []
-    assert actions(since="2000-01-01 00:00", until=(timezone.now() + timedelta(days=1)).strftime("%Y-%m-%d %H:%M")) \
-        == ["request.approved", "request.submitted"]
+    assert actions(since="2000-01-01 00:00", until=(timezone.now() + timedelta(days=1)).strftime("%Y-%m-%d %H:%M")) == [
+        "request.approved",
+        "request.submitted",
+    ]
     assert actions(since=(timezone.now() + timedelta(days=1)).strftime("%Y-%m-%d %H:%M")) == []
     assert actions(until="2000-01-01 00:00") == []
     assert history_rows(text(get(client, users["harry"], "/audit/"))) == []
@@ -324,8 +357,13 @@ def test_exports_carry_the_approval_with_verifiable_hashes(world: dict[str, Any]
     table = list(csv.DictReader(io.StringIO(export(client, users["fiona"], "csv", request=rid))))
     assert [r["action"] for r in table] == ["request.submitted", "request.approved"]
     for r in table:  # the same check from the CSV: blanks are nulls, actor an integer, data its JSON
-        row: dict[str, Any] = {**r, "request": r["request"] or None, "actor": int(r["actor"]) if r["actor"] else None,
-                               "data": json.loads(r["data"]), "keyed": r["keyed"] == "true"}
+        row: dict[str, Any] = {
+            **r,
+            "request": r["request"] or None,
+            "actor": int(r["actor"]) if r["actor"] else None,
+            "data": json.loads(r["data"]),
+            "keyed": r["keyed"] == "true",
+        }
         verify(row)
     assert export(client, users["harry"], "jsonl") == ""
 
@@ -355,8 +393,11 @@ def test_inventory_and_sync_are_for_administrators(world: dict[str, Any], client
 def test_new_request_form_checks_and_files(world: dict[str, Any], client: Any) -> None:
     vpcs, erin = world["vpcs"], world["users"]["erin"]
     assert "Your VPC (requester)" in text(get(client, erin, "/requests/new/"))
-    body = {"requester_vpc": vpcs["eng-sandbox"].vpc_id, "accepter_vpc": vpcs["services-use1"].vpc_id,
-            "justification": "sandbox"}
+    body = {
+        "requester_vpc": vpcs["eng-sandbox"].vpc_id,
+        "accepter_vpc": vpcs["services-use1"].vpc_id,
+        "justification": "sandbox",
+    }
     fragment = text(client.post("/requests/new/check/", body))
     assert "will be refused" in fragment and "cidr_overlap" in fragment and "disabled" in fragment
     body["requester_vpc"] = vpcs["eng-build"].vpc_id
@@ -377,30 +418,59 @@ def grow(world: dict[str, Any], start: int, count: int) -> None:
     users, vpcs = world["users"], world["vpcs"]
     finance, hub, now = vpcs["finance-app"], vpcs["services-use1"], timezone.now()
     for i in range(start, start + count):
-        vpc = Vpc.objects.create(vpc_id=f"vpc-load{i:05d}", account=finance.account, region="us-east-1",
-                                 name=f"load-{i}", synced_at=now)
-        VpcCidr.objects.bulk_create([VpcCidr(vpc=vpc, cidr=f"172.16.{i}.0/24", is_primary=True),
-                                     VpcCidr(vpc=vpc, cidr=f"172.17.{i}.0/24")])
-        RouteTable.objects.create(route_table_id=f"rtb-load{i:05d}", vpc=vpc, is_main=True,
-                                  routes=[{"destination": f"172.16.{i}.0/24", "target": "local", "state": "active"}])
+        vpc = Vpc.objects.create(
+            vpc_id=f"vpc-load{i:05d}", account=finance.account, region="us-east-1", name=f"load-{i}", synced_at=now
+        )
+        VpcCidr.objects.bulk_create(
+            [VpcCidr(vpc=vpc, cidr=f"172.16.{i}.0/24", is_primary=True), VpcCidr(vpc=vpc, cidr=f"172.17.{i}.0/24")]
+        )
+        RouteTable.objects.create(
+            route_table_id=f"rtb-load{i:05d}",
+            vpc=vpc,
+            is_main=True,
+            routes=[{"destination": f"172.16.{i}.0/24", "target": "local", "state": "active"}],
+        )
         vpc.owners.add(users["sam"])
         status = CYCLE[i % len(CYCLE)]
         decided = status != "pending_approval"
         request = make_request(
-            vpc, hub, users["fiona"], external_ref=f"LOAD-{i}", status=status,
-            decided_by=users["nina"] if decided else None, decided_at=now if decided else None,
+            vpc,
+            hub,
+            users["fiona"],
+            external_ref=f"LOAD-{i}",
+            status=status,
+            decided_by=users["nina"] if decided else None,
+            decided_at=now if decided else None,
             failure_reason="quota" if status == "failed" else "",
-            drift={"found_at": now.isoformat(), "findings": [{"detail": "route gone"}]} if i % len(CYCLE) == 3 else None,
+            drift={"found_at": now.isoformat(), "findings": [{"detail": "route gone"}]}
+            if i % len(CYCLE) == 3
+            else None,
             checks=[{"code": "dns", "status": "warn", "detail": "no DNS"}],
-            plan=[{"operation": "CreateVpcPeeringConnection", "account_id": "222222222222",
-                   "region": "us-east-1", "detail": "create"}],
+            plan=[
+                {
+                    "operation": "CreateVpcPeeringConnection",
+                    "account_id": "222222222222",
+                    "region": "us-east-1",
+                    "detail": "create",
+                }
+            ],
         )
-        ProvisioningStep.objects.bulk_create([ProvisioningStep(request=request, name=f"step {n}", position=n,
-                                                               state="done", started_at=now) for n in range(2)])
+        ProvisioningStep.objects.bulk_create(
+            [
+                ProvisioningStep(request=request, name=f"step {n}", position=n, state="done", started_at=now)
+                for n in range(2)
+            ]
+        )
         audit.record(action="request.submitted", actor=users["fiona"], request=request, to_status="pending_approval")
         ObservedPeering.objects.create(
-            connection_id=f"pcx-load{i:05d}", requester_vpc_id=vpc.vpc_id, accepter_vpc_id=hub.vpc_id,
-            requester_account_id="222222222222", accepter_account_id="111111111111", status="active", seen_at=now)
+            connection_id=f"pcx-load{i:05d}",
+            requester_vpc_id=vpc.vpc_id,
+            accepter_vpc_id=hub.vpc_id,
+            requester_account_id="222222222222",
+            accepter_account_id="111111111111",
+            status="active",
+            seen_at=now,
+        )
 
 
 def count_queries(client: Any, user: Any, url: str) -> tuple[list[str], str]:
@@ -422,14 +492,22 @@ def same_cost(few: list[str], many: list[str]) -> str:
     return f"{len(few)} queries with few rows, {len(many)} with many; repeated:\n{grown}"
 
 
-@pytest.mark.parametrize(("username", "url", "marker"), [
-    ("fiona", "/", "LOAD-"), ("nina", "/approvals/", "LOAD-"),
-    ("admin", "/inventory/", "vpc-load"), ("fiona", "/inventory/", "vpc-load"),
-    ("admin", "/audit/", "request.submitted"), ("fiona", "/audit/", "request.submitted"),
-    ("admin", "/topology/", "load-"), ("nina", "/topology/", "load-"),
-])
-def test_list_pages_cost_the_same_queries_for_few_and_many_rows(world: dict[str, Any], client: Any, username: str,
-                                                                url: str, marker: str) -> None:
+@pytest.mark.parametrize(
+    ("username", "url", "marker"),
+    [
+        ("fiona", "/", "LOAD-"),
+        ("nina", "/approvals/", "LOAD-"),
+        ("admin", "/inventory/", "vpc-load"),
+        ("fiona", "/inventory/", "vpc-load"),
+        ("admin", "/audit/", "request.submitted"),
+        ("fiona", "/audit/", "request.submitted"),
+        ("admin", "/topology/", "load-"),
+        ("nina", "/topology/", "load-"),
+    ],
+)
+def test_list_pages_cost_the_same_queries_for_few_and_many_rows(
+    world: dict[str, Any], client: Any, username: str, url: str, marker: str
+) -> None:
     user = world["users"][username]
     grow(world, 0, len(CYCLE))
     few, few_page = count_queries(client, user, url)
@@ -439,13 +517,21 @@ def test_list_pages_cost_the_same_queries_for_few_and_many_rows(world: dict[str,
     assert not same_cost(few, many), f"{url}: {same_cost(few, many)}"
 
 
-def test_request_page_history_costs_the_same_queries_for_few_and_many_events(world: dict[str, Any], client: Any) -> None:
+def test_request_page_history_costs_the_same_queries_for_few_and_many_events(
+    world: dict[str, Any], client: Any
+) -> None:
     users, request = world["users"], PeeringRequest.objects.get(pk=world["rid"])
 
     def add(start: int, count: int) -> None:  # events by two actors (timeline entries too), and steps
         for i in range(start, start + count):
-            audit.record(action="request.note", actor=users["nina" if i % 2 else "fiona"], request=request,
-                         message=f"note {i}", from_status="pending_approval", to_status="pending_approval" * (i % 3 > 0))
+            audit.record(
+                action="request.note",
+                actor=users["nina" if i % 2 else "fiona"],
+                request=request,
+                message=f"note {i}",
+                from_status="pending_approval",
+                to_status="pending_approval" * (i % 3 > 0),
+            )
             ProvisioningStep.objects.create(request=request, name=f"step {i}", position=i, started_at=timezone.now())
 
     add(0, 3)

@@ -10,10 +10,15 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from requests_app import audit, provisioning
+from requests_app import audit
 from requests_app.aws import ratelimit
 from requests_app.aws.gateway import get_gateway
+from requests_app.domain import topology as geometry
+from requests_app.integrations import services as integration_services
+from requests_app.integrations import webhooks
 from requests_app.models import PeeringRequest
+from requests_app.peering.saga import runner
+from requests_app.web.views.topology import topology
 
 pytestmark = pytest.mark.django_db
 
@@ -36,11 +41,16 @@ def test_one_provisioning_run_makes_the_minimum_calls_plus_two_looks(demo_world:
     connection's state before accepting (real AWS answers `initiating-request` at first)."""
     vpcs = demo_world["vpcs"]
     request_id = _file(api, "fiona", vpcs["finance-app"], vpcs["services-use1"])
-    assert api("nina").post(f"/api/v1/peering-requests/{request_id}/approve/", {"comment": "ok"}, format="json").status_code == 200
+    assert (
+        api("nina")
+        .post(f"/api/v1/peering-requests/{request_id}/approve/", {"comment": "ok"}, format="json")
+        .status_code
+        == 200
+    )
     calls: Counter[str] = Counter()
     get_gateway().add_hook("before-call.ec2", lambda model, **_: calls.update([model.name]))
 
-    assert provisioning.run(request_id, "provision") == "done"
+    assert runner.run(request_id, "provision") == "done"
 
     assert PeeringRequest.objects.get(pk=request_id).status == "active"
     assert calls == {
@@ -51,9 +61,9 @@ def test_one_provisioning_run_makes_the_minimum_calls_plus_two_looks(demo_world:
     }
     # Every one of them is in the audit trail, once as sent ("started" for mutations) and once answered.
     answered = Counter(
-        PeeringRequest.objects.get(pk=request_id).events.filter(action="aws.call", result="ok").values_list(
-            "operation", flat=True
-        )
+        PeeringRequest.objects.get(pk=request_id)
+        .events.filter(action="aws.call", result="ok")
+        .values_list("operation", flat=True)
     )
     assert answered == calls
 
@@ -73,8 +83,12 @@ def _more_history(demo_world: dict[str, Any], api: Any, rounds: int) -> None:
         request_id = _file(api, "fiona", vpcs["finance-app"], vpcs["services-use1"])
         api("fiona").post(f"/api/v1/peering-requests/{request_id}/cancel/", {"comment": f"round {n}"}, format="json")
         for i in range(3):
-            audit.record(action="bench.note", actor_label="bench", request=PeeringRequest.objects.get(pk=request_id),
-                         message=f"note {i}")
+            audit.record(
+                action="bench.note",
+                actor_label="bench",
+                request=PeeringRequest.objects.get(pk=request_id),
+                message=f"note {i}",
+            )
     api("fiona").post("/api/v1/tokens/", {"name": "extra"}, format="json")
 
 
@@ -112,11 +126,12 @@ def test_request_events_queries_do_not_grow_with_history(demo_world: dict[str, A
 
 
 def test_admin_lists_queries_do_not_grow(demo_world: dict[str, Any], api: Any, settings: Any) -> None:
-    from requests_app import services, webhooks
 
     settings.WEBHOOK_ALLOW_PRIVATE = True
     admin = api("admin")
-    hook = services.webhook_register(actor=demo_world["users"]["admin"], url="http://127.0.0.1:9/", events=["*"])
+    hook = integration_services.webhook_register(
+        actor=demo_world["users"]["admin"], url="http://127.0.0.1:9/", events=["*"]
+    )
     _more_history(demo_world, api, 1)
     paths = ["/api/v1/aws-accounts/", "/api/v1/webhooks/", f"/api/v1/webhooks/{hook.pk}/deliveries/"]
     small = [_count_queries(admin, p)[0] for p in paths]
@@ -136,14 +151,18 @@ def test_the_ec2_bucket_allows_a_burst_then_the_refill_rate(settings: Any) -> No
         slept.append(seconds)
         now[0] += seconds
 
-    waits = [ratelimit.acquire("111111111111", "us-east-1", "CreateRoute", clock=lambda: now[0], sleep=sleep)
-             for _ in range(7)]
+    waits = [
+        ratelimit.acquire("111111111111", "us-east-1", "CreateRoute", clock=lambda: now[0], sleep=sleep)
+        for _ in range(7)
+    ]
     assert waits[:3] == [0.0, 0.0, 0.0]
     assert waits[3:] == pytest.approx([0.5] * 4)  # one token every half second
     assert now[0] == pytest.approx(1002.0)
     # Buckets are per account, region and kind: another account, or a describe, is not held up.
     assert ratelimit.acquire("222222222222", "us-east-1", "CreateRoute", clock=lambda: now[0], sleep=sleep) == 0.0
-    assert ratelimit.acquire("111111111111", "us-east-1", "DescribeRouteTables", clock=lambda: now[0], sleep=sleep) == 0.0
+    assert (
+        ratelimit.acquire("111111111111", "us-east-1", "DescribeRouteTables", clock=lambda: now[0], sleep=sleep) == 0.0
+    )
     assert ratelimit.kind_of("AcceptVpcPeeringConnection") == "peering"
 
 
@@ -156,17 +175,16 @@ def test_a_bucket_set_to_zero_never_waits(settings: Any) -> None:
 def test_the_topology_is_laid_out_again_only_when_the_data_changes(
     client: Any, demo_world: dict[str, Any], api: Any, monkeypatch: Any
 ) -> None:
-    from requests_app import topology
 
     layouts = []
-    real_layout = topology.layout
+    real_layout = geometry.layout
     monkeypatch.setattr(topology, "layout", lambda *a, **k: layouts.append(1) or real_layout(*a, **k))
     client.force_login(demo_world["users"]["nina"])
     first = client.get("/topology/").content.decode()
     second = client.get("/topology/").content.decode()
     assert len(layouts) == 1  # the second view came from the cache
     picture = slice(first.index("<svg"), first.rindex("</table>"))
-    assert second[second.index("<svg"):second.rindex("</table>")] == first[picture]
+    assert second[second.index("<svg") : second.rindex("</table>")] == first[picture]
     vpcs = demo_world["vpcs"]
     request_id = _file(api, "fiona", vpcs["finance-app"], vpcs["services-use1"])
     assert f"/requests/{request_id}/".encode() in client.get("/topology/").content

@@ -51,8 +51,13 @@ from django.test import Client, override_settings
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
 from rest_framework.test import APIClient
 
-from requests_app import inventory, services, tasks, tokens
+from requests_app.core import scheduler
+from requests_app.integrations import services as integration_services
+from requests_app.integrations import tokens
+from requests_app.inventory import sync
 from requests_app.models import AuditEvent, AwsAccount, PeeringRequest, WebhookDelivery
+from requests_app.peering import preflight
+from requests_app.peering import services as peering_services
 from tests.conftest import DEMO_PASSWORD, ec2_as
 
 # --- the callers ---------------------------------------------------------------------------------
@@ -60,30 +65,36 @@ from tests.conftest import DEMO_PASSWORD, ec2_as
 # requesting department *and* owns the accepter VPC, so he may decide fiona's request but never
 # his own ("self_approver", separation of duties).
 ROLES = (
-    "anonymous",       # no credentials
-    "requester",       # fiona, finance: filed the subject request (finance-app -> services-use1)
-    "other_dept",      # harry, hr: neither in finance nor an owner
+    "anonymous",  # no credentials
+    "requester",  # fiona, finance: filed the subject request (finance-app -> services-use1)
+    "other_dept",  # harry, hr: neither in finance nor an owner
     "accepter_owner",  # nina, platform: owns services-use1 and services-euw1
-    "other_owner",     # olga (made here): owns hr-portal only, no department
-    "self_approver",   # sam, finance + owner of the Services VPCs, acting on HIS OWN request
-    "dept_approver",   # sam acting on fiona's request
-    "admin",           # superuser: not in finance, owns no VPC
+    "other_owner",  # olga (made here): owns hr-portal only, no department
+    "self_approver",  # sam, finance + owner of the Services VPCs, acting on HIS OWN request
+    "dept_approver",  # sam acting on fiona's request
+    "admin",  # superuser: not in finance, owns no VPC
 )
 USER_OF = {
-    "anonymous": None, "requester": "fiona", "other_dept": "harry", "accepter_owner": "nina",
-    "other_owner": "olga", "self_approver": "sam", "dept_approver": "sam", "admin": "admin",
+    "anonymous": None,
+    "requester": "fiona",
+    "other_dept": "harry",
+    "accepter_owner": "nina",
+    "other_owner": "olga",
+    "self_approver": "sam",
+    "dept_approver": "sam",
+    "admin": "admin",
 }
 # The peering request `{request}` names in a path or marker, per role.
 SUBJECT_OF = {role: ("sam_request" if role == "self_approver" else "fiona_request") for role in ROLES}
 
 # --- answer shorthands ---------------------------------------------------------------------------
-LOGIN = "302 login"          # a page asked for anonymously: off to /accounts/login/
+LOGIN = "302 login"  # a page asked for anonymously: off to /accounts/login/
 ADMIN_LOGIN = "302 admin-login"
-DONE = "302 done"            # an HTML action that was done (success message)
-REFUSED = "302 refused"      # an HTML action the service refused (error message)
-SEES = "200+"                # 200, and the marker is in the body
-HIDDEN = "200-"              # 200, and the marker is not in the body
-SELF = "403 self_approval"   # the filer may not decide their own request
+DONE = "302 done"  # an HTML action that was done (success message)
+REFUSED = "302 refused"  # an HTML action the service refused (error message)
+SEES = "200+"  # 200, and the marker is in the body
+HIDDEN = "200-"  # 200, and the marker is not in the body
+SELF = "403 self_approval"  # the filer may not decide their own request
 DENIED = "403 permission_denied"
 
 ALL_200 = (200,) * 8
@@ -98,15 +109,15 @@ PAGE_REQUEST_VISIBLE = (LOGIN, 200, 404, 200, 404, 200, 200, 200)
 
 @dataclass(frozen=True)
 class Row:
-    route: str                      # the URL name (namespace:name), as the URL conf has it
+    route: str  # the URL name (namespace:name), as the URL conf has it
     method: str
-    path: str                       # filled with str.format from the world and the role
-    expect: tuple[Any, ...]         # one answer per role, in ROLES order
-    body: Any = None                # a dict, or a function (world, role) -> dict
+    path: str  # filled with str.format from the world and the role
+    expect: tuple[Any, ...]  # one answer per role, in ROLES order
+    body: Any = None  # a dict, or a function (world, role) -> dict
     prepare: Callable[[dict[str, Any], str], None] | None = None  # runs inside the cell's savepoint
-    marker: str = ""                # filled like `path`; its presence in a 200 body is compared
+    marker: str = ""  # filled like `path`; its presence in a 200 body is compared
     settings: dict[str, Any] = field(default_factory=dict)
-    probe: bool = False             # a method the view must refuse (405), not one it declares
+    probe: bool = False  # a method the view must refuse (405), not one it declares
 
 
 # --- state the actions need ----------------------------------------------------------------------
@@ -117,8 +128,8 @@ def _set_state(status: str, drift: Any = None) -> Callable[[dict[str, Any], str]
     return prepare
 
 
-FAILED = _set_state("failed")        # retry needs a failed request
-ACTIVE = _set_state("active")        # decommission needs an active one
+FAILED = _set_state("failed")  # retry needs a failed request
+ACTIVE = _set_state("active")  # decommission needs an active one
 DRIFTED = _set_state("active", drift=[{"kind": "route_missing", "detail": "matrix test"}])  # repair
 
 
@@ -129,13 +140,21 @@ def _own_credentials(world: dict[str, Any], role: str) -> dict[str, str]:
 
 def _new_request_body(world: dict[str, Any], role: str) -> dict[str, str]:
     # finance-app -> hr-portal is free (the world's requests hold the Services VPC pairs).
-    return {"requester_vpc": world["vpc_finance"], "accepter_vpc": world["vpc_hr"],
-            "justification": "permission matrix: finance needs the HR portal"}
+    return {
+        "requester_vpc": world["vpc_finance"],
+        "accepter_vpc": world["vpc_hr"],
+        "justification": "permission matrix: finance needs the HR portal",
+    }
 
 
 COMMENT = {"comment": "permission matrix"}
-NEW_ACCOUNT = {"account_id": "555555555555", "name": "matrix-new", "department": "hr",
-               "role_arn": "arn:aws:iam::555555555555:role/PeeringPortalRole", "regions": ["us-east-1"]}
+NEW_ACCOUNT = {
+    "account_id": "555555555555",
+    "name": "matrix-new",
+    "department": "hr",
+    "role_arn": "arn:aws:iam::555555555555:role/PeeringPortalRole",
+    "regions": ["us-east-1"],
+}
 NEW_HOOK = {"url": "http://127.0.0.1:9/matrix-new", "events": ["*"]}
 
 API = "/api/v1"
@@ -172,54 +191,102 @@ MATRIX: tuple[Row, ...] = (
     Row("api-token", "POST", f"{API}/auth/token/", ALL_200, body=_own_credentials),
     Row("api-root", "GET", f"{API}/", API_OPEN_TO_USERS),
     # VPCs: finance-app (no owners) is visible to finance and admins only.
-    Row("vpc-list", "GET", f"{API}/vpcs/", (401, SEES, HIDDEN, HIDDEN, HIDDEN, SEES, SEES, SEES),
-        marker="{vpc_finance}"),
+    Row(
+        "vpc-list", "GET", f"{API}/vpcs/", (401, SEES, HIDDEN, HIDDEN, HIDDEN, SEES, SEES, SEES), marker="{vpc_finance}"
+    ),
     Row("vpc-detail", "GET", f"{API}/vpcs/{{vpc_finance}}/", (401, 200, 404, 404, 404, 200, 200, 200)),
     Row("vpc-capacity", "GET", f"{API}/vpcs/{{vpc_finance}}/capacity/", (401, 200, 404, 404, 404, 200, 200, 200)),
     # Peerings found in AWS (eng-build <-> services-use1, made outside the portal): visible to the
     # departments and owners of their VPCs; adopted by owners of the Services VPC in it, or admins.
-    Row("observed-peering-list", "GET", f"{API}/observed-peerings/",
-        (401, HIDDEN, HIDDEN, SEES, HIDDEN, SEES, SEES, SEES), marker="{pcx}"),
-    Row("observed-peering-detail", "GET", f"{API}/observed-peerings/{{pcx}}/", (401, 404, 404, 200, 404, 200, 200, 200)),
-    Row("observed-peering-adopt", "POST", f"{API}/observed-peerings/{{pcx}}/adopt/",
-        (401, 404, 404, 201, 404, 201, 201, 201), body={"justification": "permission matrix"}),
+    Row(
+        "observed-peering-list",
+        "GET",
+        f"{API}/observed-peerings/",
+        (401, HIDDEN, HIDDEN, SEES, HIDDEN, SEES, SEES, SEES),
+        marker="{pcx}",
+    ),
+    Row(
+        "observed-peering-detail", "GET", f"{API}/observed-peerings/{{pcx}}/", (401, 404, 404, 200, 404, 200, 200, 200)
+    ),
+    Row(
+        "observed-peering-adopt",
+        "POST",
+        f"{API}/observed-peerings/{{pcx}}/adopt/",
+        (401, 404, 404, 201, 404, 201, 201, 201),
+        body={"justification": "permission matrix"},
+    ),
     # AWS accounts: admins only.
     Row("aws-account-list", "GET", f"{API}/aws-accounts/", ADMIN_ONLY),
-    Row("aws-account-list", "POST", f"{API}/aws-accounts/", (401, 403, 403, 403, 403, 403, 403, 201),
-        body=NEW_ACCOUNT),
+    Row("aws-account-list", "POST", f"{API}/aws-accounts/", (401, 403, 403, 403, 403, 403, 403, 201), body=NEW_ACCOUNT),
     Row("aws-account-detail", "GET", f"{API}/aws-accounts/{{account}}/", ADMIN_ONLY),
     Row("aws-account-sync", "POST", f"{API}/aws-accounts/{{account}}/sync/", ADMIN_ONLY),
     # Peering requests: lists show only visible ones.
-    Row("peering-request-list", "GET", f"{API}/peering-requests/",
-        (401, SEES, HIDDEN, SEES, HIDDEN, SEES, SEES, SEES), marker="{request}"),
+    Row(
+        "peering-request-list",
+        "GET",
+        f"{API}/peering-requests/",
+        (401, SEES, HIDDEN, SEES, HIDDEN, SEES, SEES, SEES),
+        marker="{request}",
+    ),
     # Filing needs a requester VPC of your own department: others get the `not_your_vpc` check (400).
-    Row("peering-request-list", "POST", f"{API}/peering-requests/",
+    Row(
+        "peering-request-list",
+        "POST",
+        f"{API}/peering-requests/",
         (401, 201, "400 not_your_vpc", "400 not_your_vpc", "400 not_your_vpc", 201, 201, "400 not_your_vpc"),
-        body=_new_request_body),
+        body=_new_request_body,
+    ),
     # Pre-flight creates nothing and answers everyone (a refusal is in its checks).
-    Row("peering-request-preflight", "POST", f"{API}/peering-requests/preflight/", API_OPEN_TO_USERS,
-        body=_new_request_body),
+    Row(
+        "peering-request-preflight",
+        "POST",
+        f"{API}/peering-requests/preflight/",
+        API_OPEN_TO_USERS,
+        body=_new_request_body,
+    ),
     Row("peering-request-detail", "GET", f"{REQ}/", REQUEST_VISIBLE),
     Row("peering-request-events", "GET", f"{REQ}/events/", REQUEST_VISIBLE),
     # Decide: owners of the accepter VPC who did not file it.
-    Row("peering-request-approve", "POST", f"{REQ}/approve/", (401, SELF, 404, 200, 404, SELF, 200, DENIED),
-        body=COMMENT),
-    Row("peering-request-reject", "POST", f"{REQ}/reject/", (401, SELF, 404, 200, 404, SELF, 200, DENIED),
-        body=COMMENT),
+    Row(
+        "peering-request-approve",
+        "POST",
+        f"{REQ}/approve/",
+        (401, SELF, 404, 200, 404, SELF, 200, DENIED),
+        body=COMMENT,
+    ),
+    Row(
+        "peering-request-reject", "POST", f"{REQ}/reject/", (401, SELF, 404, 200, 404, SELF, 200, DENIED), body=COMMENT
+    ),
     # Cancel: the requesting department.
-    Row("peering-request-cancel", "POST", f"{REQ}/cancel/", (401, 200, 404, DENIED, 404, 200, 200, DENIED),
-        body=COMMENT),
+    Row(
+        "peering-request-cancel", "POST", f"{REQ}/cancel/", (401, 200, 404, DENIED, 404, 200, 200, DENIED), body=COMMENT
+    ),
     # Retry and decommission: the department or the accepter's owners.
-    Row("peering-request-retry", "POST", f"{REQ}/retry/", (401, 200, 404, 200, 404, 200, 200, DENIED),
-        prepare=FAILED),
-    Row("peering-request-decommission", "POST", f"{REQ}/decommission/",
-        (401, 200, 404, 200, 404, 200, 200, DENIED), body=COMMENT, prepare=ACTIVE),
+    Row("peering-request-retry", "POST", f"{REQ}/retry/", (401, 200, 404, 200, 404, 200, 200, DENIED), prepare=FAILED),
+    Row(
+        "peering-request-decommission",
+        "POST",
+        f"{REQ}/decommission/",
+        (401, 200, 404, 200, 404, 200, 200, DENIED),
+        body=COMMENT,
+        prepare=ACTIVE,
+    ),
     # Repair: the accepter's owners only.
-    Row("peering-request-repair", "POST", f"{REQ}/repair/", (401, DENIED, 404, 200, 404, 200, 200, DENIED),
-        prepare=DRIFTED),
+    Row(
+        "peering-request-repair",
+        "POST",
+        f"{REQ}/repair/",
+        (401, DENIED, 404, 200, 404, 200, 200, DENIED),
+        prepare=DRIFTED,
+    ),
     # Audit events: those of visible requests; the chain check is open to every user.
-    Row("audit-event-list", "GET", f"{API}/audit-events/", (401, SEES, HIDDEN, SEES, HIDDEN, SEES, SEES, SEES),
-        marker="{request}"),
+    Row(
+        "audit-event-list",
+        "GET",
+        f"{API}/audit-events/",
+        (401, SEES, HIDDEN, SEES, HIDDEN, SEES, SEES, SEES),
+        marker="{request}",
+    ),
     Row("audit-event-detail", "GET", f"{API}/audit-events/{{event}}/", (401, 200, 404, 200, 404, 200, 200, 200)),
     # Open to every signed-in user (CONTRACT.md): counts and a broken id, never an event's content.
     Row("audit-event-verify", "GET", f"{API}/audit-events/verify/", API_OPEN_TO_USERS),
@@ -229,13 +296,27 @@ MATRIX: tuple[Row, ...] = (
     Row("webhook-detail", "GET", f"{API}/webhooks/{{webhook}}/", ADMIN_ONLY),
     Row("webhook-detail", "PATCH", f"{API}/webhooks/{{webhook}}/", ADMIN_ONLY, body={"active": False}),
     Row("webhook-deliveries", "GET", f"{API}/webhooks/{{webhook}}/deliveries/", ADMIN_ONLY),
-    Row("webhook-resend", "POST", f"{API}/webhooks/{{webhook}}/deliveries/{{message}}/resend/",
-        (401, 403, 403, 403, 403, 403, 403, 202)),
+    Row(
+        "webhook-resend",
+        "POST",
+        f"{API}/webhooks/{{webhook}}/deliveries/{{message}}/resend/",
+        (401, 403, 403, 403, 403, 403, 403, 202),
+    ),
     # Tokens: your own (admins: everyone's); another's token is 404.
-    Row("api-token-named-list", "GET", f"{API}/tokens/", (401, SEES, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, SEES),
-        marker="{token_prefix}"),
-    Row("api-token-named-list", "POST", f"{API}/tokens/", (401, 201, 201, 201, 201, 201, 201, 201),
-        body={"name": "matrix-new"}),
+    Row(
+        "api-token-named-list",
+        "GET",
+        f"{API}/tokens/",
+        (401, SEES, HIDDEN, HIDDEN, HIDDEN, HIDDEN, HIDDEN, SEES),
+        marker="{token_prefix}",
+    ),
+    Row(
+        "api-token-named-list",
+        "POST",
+        f"{API}/tokens/",
+        (401, 201, 201, 201, 201, 201, 201, 201),
+        body={"name": "matrix-new"},
+    ),
     Row("api-token-named-detail", "GET", f"{API}/tokens/{{token}}/", (401, 200, 404, 404, 404, 404, 404, 200)),
     Row("api-token-named-revoke", "POST", f"{API}/tokens/{{token}}/revoke/", (401, 200, 404, 404, 404, 404, 404, 200)),
     # The schema and its documentation pages are public (SPECTACULAR_SETTINGS: SERVE_PERMISSIONS default).
@@ -247,46 +328,107 @@ MATRIX: tuple[Row, ...] = (
     Row("home", "GET", "/", (LOGIN, SEES, HIDDEN, HIDDEN, HIDDEN, SEES, SEES, HIDDEN), marker="/requests/{request}/"),
     Row("request-new", "GET", "/requests/new/", PAGE_OPEN_TO_USERS),
     # The form offers only your department's VPCs as requester: others get the form back (200).
-    Row("request-new", "POST", "/requests/new/", (LOGIN, DONE, 200, 200, 200, DONE, DONE, 200),
-        body=_new_request_body),
+    Row("request-new", "POST", "/requests/new/", (LOGIN, DONE, 200, 200, 200, DONE, DONE, 200), body=_new_request_body),
     Row("request-check", "POST", "/requests/new/check/", PAGE_OPEN_TO_USERS, body=_new_request_body),
     Row("request-check", "GET", "/requests/new/check/", (LOGIN,) + (405,) * 7, probe=True),
     Row("request-detail", "GET", f"{PAGE_REQ}/", PAGE_REQUEST_VISIBLE),
     Row("request-watch", "GET", f"{PAGE_REQ}/watch/?status=pending_approval", PAGE_REQUEST_VISIBLE),
     # The HTML actions follow the API's rules: 404 for the invisible, a refusal message for 403.
-    Row("request-action", "POST", f"{PAGE_REQ}/approve/",
-        (LOGIN, REFUSED, 404, DONE, 404, REFUSED, DONE, REFUSED), body=COMMENT),
-    Row("request-action", "POST", f"{PAGE_REQ}/reject/",
-        (LOGIN, REFUSED, 404, DONE, 404, REFUSED, DONE, REFUSED), body=COMMENT),
-    Row("request-action", "POST", f"{PAGE_REQ}/cancel/",
-        (LOGIN, DONE, 404, REFUSED, 404, DONE, DONE, REFUSED), body=COMMENT),
-    Row("request-action", "POST", f"{PAGE_REQ}/retry/",
-        (LOGIN, DONE, 404, DONE, 404, DONE, DONE, REFUSED), prepare=FAILED),
-    Row("request-action", "POST", f"{PAGE_REQ}/decommission/",
-        (LOGIN, DONE, 404, DONE, 404, DONE, DONE, REFUSED), body=COMMENT, prepare=ACTIVE),
-    Row("request-action", "POST", f"{PAGE_REQ}/repair/",
-        (LOGIN, REFUSED, 404, DONE, 404, DONE, DONE, REFUSED), prepare=DRIFTED),
+    Row(
+        "request-action",
+        "POST",
+        f"{PAGE_REQ}/approve/",
+        (LOGIN, REFUSED, 404, DONE, 404, REFUSED, DONE, REFUSED),
+        body=COMMENT,
+    ),
+    Row(
+        "request-action",
+        "POST",
+        f"{PAGE_REQ}/reject/",
+        (LOGIN, REFUSED, 404, DONE, 404, REFUSED, DONE, REFUSED),
+        body=COMMENT,
+    ),
+    Row(
+        "request-action",
+        "POST",
+        f"{PAGE_REQ}/cancel/",
+        (LOGIN, DONE, 404, REFUSED, 404, DONE, DONE, REFUSED),
+        body=COMMENT,
+    ),
+    Row(
+        "request-action",
+        "POST",
+        f"{PAGE_REQ}/retry/",
+        (LOGIN, DONE, 404, DONE, 404, DONE, DONE, REFUSED),
+        prepare=FAILED,
+    ),
+    Row(
+        "request-action",
+        "POST",
+        f"{PAGE_REQ}/decommission/",
+        (LOGIN, DONE, 404, DONE, 404, DONE, DONE, REFUSED),
+        body=COMMENT,
+        prepare=ACTIVE,
+    ),
+    Row(
+        "request-action",
+        "POST",
+        f"{PAGE_REQ}/repair/",
+        (LOGIN, REFUSED, 404, DONE, 404, DONE, DONE, REFUSED),
+        prepare=DRIFTED,
+    ),
     Row("request-action", "POST", f"{PAGE_REQ}/no-such-action/", (LOGIN,) + (404,) * 7, body=COMMENT),
     Row("request-action", "GET", f"{PAGE_REQ}/approve/", (LOGIN,) + (405,) * 7, probe=True),  # GET never acts
     # Approvals: the queue of the accepter's owners (sam's own pending request is listed to him too).
-    Row("approvals", "GET", "/approvals/", (LOGIN, HIDDEN, HIDDEN, SEES, HIDDEN, SEES, SEES, HIDDEN),
-        marker="/requests/{request}/"),
-    Row("topology", "GET", "/topology/", (LOGIN, SEES, HIDDEN, SEES, HIDDEN, SEES, SEES, SEES),
-        marker="/requests/{request}/"),
-    Row("inventory", "GET", "/inventory/", (LOGIN, SEES, HIDDEN, HIDDEN, HIDDEN, SEES, SEES, SEES),
-        marker="{vpc_finance}"),
+    Row(
+        "approvals",
+        "GET",
+        "/approvals/",
+        (LOGIN, HIDDEN, HIDDEN, SEES, HIDDEN, SEES, SEES, HIDDEN),
+        marker="/requests/{request}/",
+    ),
+    Row(
+        "topology",
+        "GET",
+        "/topology/",
+        (LOGIN, SEES, HIDDEN, SEES, HIDDEN, SEES, SEES, SEES),
+        marker="/requests/{request}/",
+    ),
+    Row(
+        "inventory",
+        "GET",
+        "/inventory/",
+        (LOGIN, SEES, HIDDEN, HIDDEN, HIDDEN, SEES, SEES, SEES),
+        marker="{vpc_finance}",
+    ),
     # Account sync from the page: admins; for others the account does not exist (404).
     Row("inventory-sync", "POST", "/inventory/accounts/{account}/sync/", (LOGIN,) + (404,) * 6 + ("302 inventory",)),
     Row("inventory-sync", "GET", "/inventory/accounts/{account}/sync/", (LOGIN,) + (405,) * 7, probe=True),
-    Row("inventory-adopt", "POST", "/inventory/peerings/{pcx}/adopt/", (LOGIN, 404, 404, DONE, 404, DONE, DONE, DONE),
-        body={"justification": "permission matrix"}),
+    Row(
+        "inventory-adopt",
+        "POST",
+        "/inventory/peerings/{pcx}/adopt/",
+        (LOGIN, 404, 404, DONE, 404, DONE, DONE, DONE),
+        body={"justification": "permission matrix"},
+    ),
     Row("inventory-adopt", "GET", "/inventory/peerings/{pcx}/adopt/", (LOGIN,) + (405,) * 7, probe=True),
-    Row("audit", "GET", "/audit/", (LOGIN, SEES, HIDDEN, SEES, HIDDEN, SEES, SEES, SEES),
-        marker="/requests/{request}/"),
-    Row("audit-export", "GET", "/audit/export.csv", (LOGIN, SEES, HIDDEN, SEES, HIDDEN, SEES, SEES, SEES),
-        marker="{request}"),
-    Row("audit-export", "GET", "/audit/export.jsonl", (LOGIN, SEES, HIDDEN, SEES, HIDDEN, SEES, SEES, SEES),
-        marker="{request}"),
+    Row(
+        "audit", "GET", "/audit/", (LOGIN, SEES, HIDDEN, SEES, HIDDEN, SEES, SEES, SEES), marker="/requests/{request}/"
+    ),
+    Row(
+        "audit-export",
+        "GET",
+        "/audit/export.csv",
+        (LOGIN, SEES, HIDDEN, SEES, HIDDEN, SEES, SEES, SEES),
+        marker="{request}",
+    ),
+    Row(
+        "audit-export",
+        "GET",
+        "/audit/export.jsonl",
+        (LOGIN, SEES, HIDDEN, SEES, HIDDEN, SEES, SEES, SEES),
+        marker="{request}",
+    ),
 )
 
 
@@ -425,14 +567,15 @@ def test_permission_matrix(demo_world: dict[str, Any], settings: Any) -> None:
     users["olga"] = olga
 
     # A webhook first, so filing the requests writes deliveries (sent only after a commit: never here).
-    hook = services.webhook_register(actor=users["admin"], url="http://127.0.0.1:9/matrix", events=["*"])
+    hook = integration_services.webhook_register(actor=users["admin"], url="http://127.0.0.1:9/matrix", events=["*"])
 
     def file(username: str, accepter: str) -> PeeringRequest:
-        draft = services.PeeringDraft(
-            requester_vpc=vpcs["finance-app"].vpc_id, accepter_vpc=vpcs[accepter].vpc_id,
+        draft = preflight.PeeringDraft(
+            requester_vpc=vpcs["finance-app"].vpc_id,
+            accepter_vpc=vpcs[accepter].vpc_id,
             justification=f"permission matrix: filed by {username}",
         )
-        return services.peering_request_submit(actor=users[username], draft=draft)
+        return peering_services.peering_request_submit(actor=users[username], draft=draft)
 
     fiona_request = file("fiona", "services-use1")
     sam_request = file("sam", "services-euw1")
@@ -442,9 +585,9 @@ def test_permission_matrix(demo_world: dict[str, Any], settings: Any) -> None:
         VpcId=vpcs["eng-build"].vpc_id, PeerVpcId=vpcs["services-use1"].vpc_id, PeerOwnerId="111111111111"
     )["VpcPeeringConnection"]["VpcPeeringConnectionId"]
     ec2_as("111111111111", "us-east-1").accept_vpc_peering_connection(VpcPeeringConnectionId=pcx)
-    inventory.sync_account(AwsAccount.objects.get(account_id="444444444444"))
+    sync.sync_account(AwsAccount.objects.get(account_id="444444444444"))
     token, _ = tokens.issue(users["fiona"], "subject")
-    tasks.record_run("sweep")  # a healthy portal: beat and a worker ran the sweeper just now
+    scheduler.record_run("sweep")  # a healthy portal: beat and a worker ran the sweeper just now
     world = {
         "users": users,
         "fiona_request": str(fiona_request.pk),

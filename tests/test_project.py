@@ -14,7 +14,10 @@ from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 
-from requests_app import tasks
+from requests_app import audit, tasks
+from requests_app.inventory import sync
+from requests_app.peering import preflight
+from requests_app.peering import services as peering_services
 from tests.conftest import ROOT
 
 CONTRACT_PATHS = [
@@ -136,19 +139,25 @@ def test_docker_compose_environment_configures_the_settings_it_names() -> None:
 
 @pytest.mark.django_db
 def test_metrics_count_requests_by_status_aws_calls_and_drift(client: Client, demo_world: dict, settings) -> None:
-    from requests_app import audit, services
     from requests_app.models import PeeringRequest
 
     vpcs = demo_world["vpcs"]
-    filed = services.peering_request_submit(
+    filed = peering_services.peering_request_submit(
         actor=demo_world["users"]["fiona"],
-        draft=services.PeeringDraft(requester_vpc=vpcs["finance-app"].vpc_id,
-                                    accepter_vpc=vpcs["services-use1"].vpc_id, justification="metrics"),
+        draft=preflight.PeeringDraft(
+            requester_vpc=vpcs["finance-app"].vpc_id, accepter_vpc=vpcs["services-use1"].vpc_id, justification="metrics"
+        ),
     )
     PeeringRequest.objects.filter(pk=filed.pk).update(status="active", drift={"findings": [{"kind": "route_missing"}]})
     for result, code in (("ok", ""), ("ok", ""), ("error", "RequestLimitExceeded"), ("started", "")):
-        audit.record(action="aws.call", actor_label="worker:test", request=filed, operation="CreateRoute",
-                     result=result, error_code=code)
+        audit.record(
+            action="aws.call",
+            actor_label="worker:test",
+            request=filed,
+            operation="CreateRoute",
+            result=result,
+            error_code=code,
+        )
 
     client.force_login(demo_world["users"]["admin"])  # /metrics is for staff (or the bearer token)
     body = client.get("/metrics").content.decode()
@@ -156,7 +165,9 @@ def test_metrics_count_requests_by_status_aws_calls_and_drift(client: Client, de
     assert 'peering_requests{status="pending_approval"} 0.0' in body
     assert "peering_drifted_requests 1.0" in body
     assert 'peering_aws_calls_total{error_code="",operation="CreateRoute",result="ok"} 2.0' in body
-    assert 'peering_aws_calls_total{error_code="RequestLimitExceeded",operation="CreateRoute",result="error"} 1.0' in body
+    assert (
+        'peering_aws_calls_total{error_code="RequestLimitExceeded",operation="CreateRoute",result="error"} 1.0' in body
+    )
     assert 'result="started"' not in body  # intents are not calls
 
     client.logout()
@@ -181,16 +192,17 @@ def test_a_worker_refuses_to_start_with_task_limits_above_the_visibility_timeout
 
 @pytest.mark.django_db
 def test_inventory_shows_admins_the_peerings_the_portal_did_not_make(client: Client, demo_world: dict) -> None:
-    from requests_app import inventory
     from requests_app.models import AwsAccount
     from tests.conftest import ec2_as
 
     vpcs = demo_world["vpcs"]
     by_hand = ec2_as("444444444444", "us-east-1").create_vpc_peering_connection(
-        VpcId=vpcs["eng-build"].vpc_id, PeerVpcId=vpcs["services-use1"].vpc_id,
-        PeerOwnerId="111111111111", PeerRegion="us-east-1",
+        VpcId=vpcs["eng-build"].vpc_id,
+        PeerVpcId=vpcs["services-use1"].vpc_id,
+        PeerOwnerId="111111111111",
+        PeerRegion="us-east-1",
     )["VpcPeeringConnection"]["VpcPeeringConnectionId"]
-    inventory.sync_account(AwsAccount.objects.get(account_id="444444444444"))
+    sync.sync_account(AwsAccount.objects.get(account_id="444444444444"))
 
     client.force_login(demo_world["users"]["admin"])
     page = client.get("/inventory/").content.decode()
@@ -205,7 +217,6 @@ def test_inventory_shows_admins_the_peerings_the_portal_did_not_make(client: Cli
 
 @pytest.mark.django_db
 def test_audit_page_links_to_older_events_keep_the_filters(client: Client, django_user_model: Any) -> None:
-    from requests_app import audit
 
     for n in range(101):  # 100 a page
         audit.record(action="probe.event", actor_label="test", message=str(n))

@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from requests_app import reconciler, services, tasks
+from requests_app import tasks
 from requests_app.models import PeeringRequest
+from requests_app.peering import drift, lifecycle, preflight
+from requests_app.peering import services as peering_services
 from tests.conftest import ec2_as, wait_for_status
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -18,12 +20,20 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 def _active(api: Any, demo_world: dict[str, Any], **extra: Any) -> PeeringRequest:
     vpcs = demo_world["vpcs"]
-    filed = api("fiona").post(
-        "/api/v1/peering-requests/",
-        {"requester_vpc": vpcs["finance-app"].vpc_id, "accepter_vpc": vpcs["services-use1"].vpc_id,
-         "justification": "drift test", **extra},
-        format="json",
-    ).json()
+    filed = (
+        api("fiona")
+        .post(
+            "/api/v1/peering-requests/",
+            {
+                "requester_vpc": vpcs["finance-app"].vpc_id,
+                "accepter_vpc": vpcs["services-use1"].vpc_id,
+                "justification": "drift test",
+                **extra,
+            },
+            format="json",
+        )
+        .json()
+    )
     assert api("nina").post(f"/api/v1/peering-requests/{filed['id']}/approve/", {}, format="json").status_code == 200
     done = wait_for_status(filed["id"], {"active", "failed"})
     assert done.status == "active", done.failure_reason
@@ -49,8 +59,8 @@ def test_a_route_deleted_out_of_band_is_flagged_within_one_cycle_and_repaired(
     hub.delete_route(RouteTableId=private.route_table_id, DestinationCidrBlock="10.11.0.0/16")
 
     tasks.reconcile_active_requests.delay()  # one beat cycle, run by the real worker
-    drift = _wait_for_drift(done.pk, lambda d: d is not None)
-    assert [(f["kind"], f["route_table_id"], f["destination"]) for f in drift["findings"]] == [
+    found = _wait_for_drift(done.pk, lambda d: d is not None)
+    assert [(f["kind"], f["route_table_id"], f["destination"]) for f in found["findings"]] == [
         ("route_missing", private.route_table_id, "10.11.0.0/16")
     ]
     shown = api("fiona").get(f"/api/v1/peering-requests/{done.pk}/").json()
@@ -75,21 +85,22 @@ def test_a_connection_deleted_out_of_band_is_flagged_and_never_recreated(
     ec2_as("222222222222", "us-east-1").delete_vpc_peering_connection(
         VpcPeeringConnectionId=done.aws_peering_connection_id
     )
-    drift = reconciler.reconcile(done.pk)
-    assert drift is not None and drift["findings"][0]["kind"] == "connection_gone"
-    assert "will not recreate" in drift["findings"][0]["detail"]
+    found = drift.reconcile(done.pk)
+    assert found is not None and found["findings"][0]["kind"] == "connection_gone"
+    assert "will not recreate" in found["findings"][0]["detail"]
     # Asking again records nothing new: the same drift is not audited twice.
-    reconciler.reconcile(done.pk)
+    drift.reconcile(done.pk)
     assert PeeringRequest.objects.get(pk=done.pk).events.filter(action="drift.found").count() == 1
 
-    services.peering_request_repair(actor=demo_world["users"]["nina"], request_id=done.pk)
+    peering_services.peering_request_repair(actor=demo_world["users"]["nina"], request_id=done.pk)
     deadline = time.monotonic() + 30
     events = PeeringRequest.objects.get(pk=done.pk).events
     while not events.filter(action="repair.refused").exists() and time.monotonic() < deadline:
         time.sleep(0.25)
     assert events.filter(action="repair.refused").exists()
     live = [
-        p for p in ec2_as("222222222222", "us-east-1").describe_vpc_peering_connections()["VpcPeeringConnections"]
+        p
+        for p in ec2_as("222222222222", "us-east-1").describe_vpc_peering_connections()["VpcPeeringConnections"]
         if p["Status"]["Code"] == "active"
     ]
     assert live == []
@@ -101,26 +112,28 @@ def test_dns_option_turned_off_out_of_band_is_drift(worker: Any, demo_world: dic
         VpcPeeringConnectionId=done.aws_peering_connection_id,
         AccepterPeeringConnectionOptions={"AllowDnsResolutionFromRemoteVpc": False},
     )
-    drift = reconciler.reconcile(done.pk)
-    assert [f["kind"] for f in drift["findings"]] == ["dns_option_changed"]
-    assert "accepter side" in drift["findings"][0]["detail"]
+    found = drift.reconcile(done.pk)
+    assert [f["kind"] for f in found["findings"]] == ["dns_option_changed"]
+    assert "accepter side" in found["findings"][0]["detail"]
 
 
 def test_requests_pending_approval_too_long_expire(demo_world: dict[str, Any], api: Any, settings: Any) -> None:
     vpcs = demo_world["vpcs"]
-    old = services.peering_request_submit(
+    old = peering_services.peering_request_submit(
         actor=demo_world["users"]["fiona"],
-        draft=services.PeeringDraft(requester_vpc=vpcs["finance-app"].vpc_id,
-                                    accepter_vpc=vpcs["services-use1"].vpc_id, justification="old"),
+        draft=preflight.PeeringDraft(
+            requester_vpc=vpcs["finance-app"].vpc_id, accepter_vpc=vpcs["services-use1"].vpc_id, justification="old"
+        ),
     )
-    fresh = services.peering_request_submit(
+    fresh = peering_services.peering_request_submit(
         actor=demo_world["users"]["harry"],
-        draft=services.PeeringDraft(requester_vpc=vpcs["hr-portal"].vpc_id,
-                                    accepter_vpc=vpcs["services-use1"].vpc_id, justification="new"),
+        draft=preflight.PeeringDraft(
+            requester_vpc=vpcs["hr-portal"].vpc_id, accepter_vpc=vpcs["services-use1"].vpc_id, justification="new"
+        ),
     )
     PeeringRequest.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=8))
 
-    assert reconciler.expire_pending(7 * 24 * 3600) == 1
+    assert lifecycle.expire_pending(7 * 24 * 3600) == 1
     assert PeeringRequest.objects.get(pk=old.pk).status == "expired"
     assert PeeringRequest.objects.get(pk=fresh.pk).status == "pending_approval"
     event = PeeringRequest.objects.get(pk=old.pk).events.get(action="request.expired")
@@ -128,7 +141,11 @@ def test_requests_pending_approval_too_long_expire(demo_world: dict[str, Any], a
     # The pair is free again: expiry released the one-peering-per-pair slot.
     again = api("fiona").post(
         "/api/v1/peering-requests/",
-        {"requester_vpc": vpcs["finance-app"].vpc_id, "accepter_vpc": vpcs["services-use1"].vpc_id, "justification": "again"},
+        {
+            "requester_vpc": vpcs["finance-app"].vpc_id,
+            "accepter_vpc": vpcs["services-use1"].vpc_id,
+            "justification": "again",
+        },
         format="json",
     )
     assert again.status_code == 201, again.json()

@@ -7,9 +7,12 @@ from typing import Any
 
 import pytest
 
-from requests_app import provisioning, reconciler, services
-from requests_app.aws.gateway import TransientAwsError
+from requests_app.aws.types import TransientAwsError
+from requests_app.inventory import sync
 from requests_app.models import PeeringRequest
+from requests_app.peering import drift, preflight
+from requests_app.peering import services as peering_services
+from requests_app.peering.saga import runner
 from tests.conftest import ec2_as
 
 # No transaction=True: approvals' on-commit enqueues never fire, so this test alone runs the saga.
@@ -18,13 +21,14 @@ pytestmark = pytest.mark.django_db
 
 def _active(demo_world: dict[str, Any]) -> PeeringRequest:
     users, vpcs = demo_world["users"], demo_world["vpcs"]
-    filed = services.peering_request_submit(
+    filed = peering_services.peering_request_submit(
         actor=users["fiona"],
-        draft=services.PeeringDraft(requester_vpc=vpcs["finance-app"].vpc_id,
-                                    accepter_vpc=vpcs["services-use1"].vpc_id, justification="safety"),
+        draft=preflight.PeeringDraft(
+            requester_vpc=vpcs["finance-app"].vpc_id, accepter_vpc=vpcs["services-use1"].vpc_id, justification="safety"
+        ),
     )
-    services.peering_request_approve(actor=users["nina"], request_id=filed.pk)
-    assert provisioning.run(str(filed.pk), "provision") == "done"
+    peering_services.peering_request_approve(actor=users["nina"], request_id=filed.pk)
+    assert runner.run(str(filed.pk), "provision") == "done"
     active = PeeringRequest.objects.get(pk=filed.pk)
     assert active.status == "active", active.failure_reason
     return active
@@ -39,7 +43,7 @@ def _connection_state(request: PeeringRequest) -> str:
 
 def test_a_repair_that_runs_out_of_retries_never_tears_down_the_peering(demo_world: dict[str, Any]) -> None:
     active = _active(demo_world)
-    provisioning.give_up(str(active.pk), "repair", TransientAwsError("Throttling", "slow down", "CreateRoute"))
+    runner.give_up(str(active.pk), "repair", TransientAwsError("Throttling", "slow down", "CreateRoute"))
     after = PeeringRequest.objects.get(pk=active.pk)
     assert after.status == "active" and _connection_state(after) == "active"
     assert after.events.filter(action="repair.failed").exists()
@@ -49,15 +53,15 @@ def test_a_repair_that_runs_out_of_retries_never_tears_down_the_peering(demo_wor
 def test_stale_messages_for_an_active_peering_change_nothing(demo_world: dict[str, Any], settings: Any) -> None:
     active = _active(demo_world)
     for _ in range(settings.MAX_TASK_DELIVERIES + 2):
-        assert provisioning.run(str(active.pk), "repair") == "done"
-        assert provisioning.run(str(active.pk), "provision") == "not_needed"  # a stale duplicate
-        assert provisioning.run(str(active.pk), "decommission") == "not_needed"
+        assert runner.run(str(active.pk), "repair") == "done"
+        assert runner.run(str(active.pk), "provision") == "not_needed"  # a stale duplicate
+        assert runner.run(str(active.pk), "decommission") == "not_needed"
     after = PeeringRequest.objects.get(pk=active.pk)
     assert after.status == "active" and _connection_state(after) == "active"
     assert after.deliveries == 0  # only real provisioning and teardown deliveries count
 
-    services.peering_request_decommission(actor=demo_world["users"]["fiona"], request_id=active.pk)
-    assert provisioning.run(str(active.pk), "decommission") == "done"
+    peering_services.peering_request_decommission(actor=demo_world["users"]["fiona"], request_id=active.pk)
+    assert runner.run(str(active.pk), "decommission") == "done"
     assert PeeringRequest.objects.get(pk=active.pk).status == "decommissioned"
 
 
@@ -66,11 +70,11 @@ def test_a_route_table_deleted_in_aws_is_drift_and_does_not_block_decommission(d
     private = demo_world["vpcs"]["services-use1"].route_tables.get(name="services-private")
     ec2_as("111111111111", "us-east-1").delete_route_table(RouteTableId=private.route_table_id)
 
-    drift = reconciler.reconcile(active.pk)
-    assert [f["kind"] for f in drift["findings"]] == ["route_table_gone"]
+    found = drift.reconcile(active.pk)
+    assert [f["kind"] for f in found["findings"]] == ["route_table_gone"]
 
-    services.peering_request_decommission(actor=demo_world["users"]["fiona"], request_id=active.pk)
-    provisioning.run(str(active.pk), "decommission")
+    peering_services.peering_request_decommission(actor=demo_world["users"]["fiona"], request_id=active.pk)
+    runner.run(str(active.pk), "decommission")
     gone = PeeringRequest.objects.get(pk=active.pk)
     assert gone.status == "decommissioned", gone.failure_reason
     assert _connection_state(gone) == "deleted"
@@ -85,8 +89,11 @@ def test_a_failed_request_still_holding_a_connection_keeps_the_pair(demo_world: 
     vpcs = demo_world["vpcs"]
     again = api("sam").post(
         "/api/v1/peering-requests/",
-        {"requester_vpc": vpcs["finance-app"].vpc_id, "accepter_vpc": vpcs["services-use1"].vpc_id,
-         "justification": "again"},
+        {
+            "requester_vpc": vpcs["finance-app"].vpc_id,
+            "accepter_vpc": vpcs["services-use1"].vpc_id,
+            "justification": "again",
+        },
         format="json",
     )
     assert again.status_code == 400
@@ -99,7 +106,6 @@ def test_a_failed_request_still_holding_a_connection_keeps_the_pair(demo_world: 
 def test_a_connection_aws_no_longer_lists_stops_holding_the_pair(demo_world: dict[str, Any], api: Any) -> None:
     from moto.ec2.models import ec2_backends
 
-    from requests_app import inventory
     from requests_app.models import AwsAccount, ObservedPeering
 
     vpcs = demo_world["vpcs"]
@@ -108,7 +114,7 @@ def test_a_connection_aws_no_longer_lists_stops_holding_the_pair(demo_world: dic
         VpcId=finance.vpc_id, PeerVpcId=hub.vpc_id, PeerOwnerId="111111111111", PeerRegion="us-east-1"
     )["VpcPeeringConnection"]["VpcPeeringConnectionId"]
     account = AwsAccount.objects.get(account_id="222222222222")
-    inventory.sync_account(account)
+    sync.sync_account(account)
     body = {"requester_vpc": finance.vpc_id, "accepter_vpc": hub.vpc_id, "justification": "x"}
     refused = api("fiona").post("/api/v1/peering-requests/", body, format="json")
     assert [e["code"] for e in refused.json()["errors"]] == ["duplicate_peering"]
@@ -116,6 +122,6 @@ def test_a_connection_aws_no_longer_lists_stops_holding_the_pair(demo_world: dic
     # AWS forgets a connection some time after it is deleted; so does the next sync.
     for account_id in ("222222222222", "111111111111"):
         ec2_backends[account_id]["us-east-1"].vpc_pcxs.pop(by_hand, None)
-    inventory.sync_account(account)
+    sync.sync_account(account)
     assert ObservedPeering.objects.get(connection_id=by_hand).status == "missing"
     assert api("fiona").post("/api/v1/peering-requests/", body, format="json").status_code == 201

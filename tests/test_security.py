@@ -41,7 +41,8 @@ from django.db import DatabaseError, connection, transaction
 from django.test import Client
 from rest_framework.test import APIClient
 
-from requests_app import audit, tokens
+from requests_app import audit
+from requests_app.integrations import tokens
 from requests_app.models import (
     AuditChainHead,
     AuditEvent,
@@ -80,8 +81,10 @@ def _seed_events(count: int = 6) -> list[AuditEvent]:
     """Events without AWS: enough chain to tamper with. Non-ASCII text checks the encodings agree."""
     return [
         audit.record(
-            action=f"security.test{i}", actor_label="security-test", message=f"event {i}: Zürich → ✓ 日本",
-            data={"n": i, "nested": {"list": [1, 2.5, None, True], "text": "é\"\\"}, "empty": {}},
+            action=f"security.test{i}",
+            actor_label="security-test",
+            message=f"event {i}: Zürich → ✓ 日本",
+            data={"n": i, "nested": {"list": [1, 2.5, None, True], "text": 'é"\\'}, "empty": {}},
         )
         for i in range(count)
     ]
@@ -141,7 +144,9 @@ def _client_with_key(user: Any, name: str = "security-test") -> tuple[APIClient,
 
 # === shared by the two tests with a worker of their own ===========================================
 @pytest.fixture
-def own_worker(worker: WorkerProcess, worker_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+def own_worker(
+    worker: WorkerProcess, worker_env: dict[str, str], tmp_path: Path
+) -> Iterator[Callable[..., WorkerProcess]]:
     """Stop the session's worker and start one of the test's own, with extra environment and its own log."""
     worker.stop()
     started: list[WorkerProcess] = []
@@ -163,8 +168,12 @@ def _file_and_approve(requester: APIClient, approver: APIClient, demo_world: dic
     vpcs = demo_world["vpcs"]
     filed = requester.post(
         "/api/v1/peering-requests/",
-        {"requester_vpc": vpcs["finance-app"].vpc_id, "accepter_vpc": vpcs["services-use1"].vpc_id,
-         "justification": "security test", "allow_dns_resolution": True},
+        {
+            "requester_vpc": vpcs["finance-app"].vpc_id,
+            "accepter_vpc": vpcs["services-use1"].vpc_id,
+            "justification": "security test",
+            "allow_dns_resolution": True,
+        },
         format="json",
     )
     assert filed.status_code == 201, filed.json()
@@ -227,7 +236,10 @@ def _event_key(event: AuditEvent, request: PeeringRequest) -> tuple[Any, ...]:
 @pytest.mark.integration
 @pytest.mark.django_db(transaction=True)
 def test_every_transition_and_every_aws_call_of_a_provisioning_run_is_audited_exactly_once(
-    own_worker: Callable[..., WorkerProcess], demo_world: dict[str, Any], api: Any, tmp_path: Path,
+    own_worker: Callable[..., WorkerProcess],
+    demo_world: dict[str, Any],
+    api: Any,
+    tmp_path: Path,
 ) -> None:
     call_log = tmp_path / "aws-calls.jsonl"
     own_worker(AWS_CALL_LOG=str(call_log))
@@ -237,7 +249,8 @@ def test_every_transition_and_every_aws_call_of_a_provisioning_run_is_audited_ex
 
     # (a) The status path: one event per transition, in order, and no other event claims one.
     transitions = list(
-        AuditEvent.objects.exclude(from_status="", to_status="").order_by("id")
+        AuditEvent.objects.exclude(from_status="", to_status="")
+        .order_by("id")
         .values_list("request_id", "action", "from_status", "to_status")
     )
     assert [(str(r), a, f, t) for r, a, f, t in transitions] == [
@@ -258,8 +271,10 @@ def test_every_transition_and_every_aws_call_of_a_provisioning_run_is_audited_ex
     assert len(mutating) < len(traced), "no read traced: the trace is not the whole story"
     # Create, accept, DNS on both sides, one route in finance's table and both blocks in the hub's two.
     assert Counter(c["operation"] for c in mutating) == {
-        "CreateVpcPeeringConnection": 1, "AcceptVpcPeeringConnection": 1,
-        "ModifyVpcPeeringConnectionOptions": 2, "CreateRoute": 1 + 2 * 2,
+        "CreateVpcPeeringConnection": 1,
+        "AcceptVpcPeeringConnection": 1,
+        "ModifyVpcPeeringConnectionOptions": 2,
+        "CreateRoute": 1 + 2 * 2,
     }, "the run did not make the calls this test expects; the comparison below would prove little"
     for call in mutating:
         key = _trace_key(call)
@@ -431,7 +446,10 @@ def _offline_verify(export: bytes, *args: str, key: bytes | None = None) -> subp
     """The docs' script, with the auditor's copy of the chain key in AUDIT_CHAIN_KEY."""
     chain_key = (key if key is not None else audit.chain_key()).decode()
     return subprocess.run(
-        [sys.executable, "-c", OFFLINE_VERIFY_SCRIPT, *args], input=export, capture_output=True, timeout=60,
+        [sys.executable, "-c", OFFLINE_VERIFY_SCRIPT, *args],
+        input=export,
+        capture_output=True,
+        timeout=60,
         env={**os.environ, "PYTHONIOENCODING": "utf-8", "AUDIT_CHAIN_KEY": chain_key},
     )
 
@@ -490,8 +508,12 @@ def test_the_jsonl_export_verifies_offline_and_a_tampered_line_is_named(django_u
     # ...passed off as a legacy line (`keyed` dropped): the next line no longer follows it.
     legacy = {k: v for k, v in changed.items() if k != "keyed"}
     legacy["hash"] = hashlib.sha256(
-        json.dumps({k: v for k, v in legacy.items() if k not in ("id", "hash")}, sort_keys=True,
-                   separators=(",", ":"), ensure_ascii=False).encode()
+        json.dumps(
+            {k: v for k, v in legacy.items() if k not in ("id", "hash")},
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+        ).encode()
     ).hexdigest()
     downgraded = _offline_verify("".join([*lines[:2], json.dumps(legacy) + "\n", *lines[3:]]).encode())
     assert downgraded.returncode != 0 and f"audit event {following} ".encode() in downgraded.stderr
@@ -531,7 +553,10 @@ def test_the_export_anchor_line_is_checked_offline(django_user_model: Any) -> No
         result = _offline_verify("".join(changed).encode())
         assert result.returncode != 0, name
         assert b"does not verify" in result.stderr, (name, result.stderr)
-    assert b"the anchor (line 5) does not verify" in _offline_verify("".join(failures["the anchor's count altered"]).encode()).stderr
+    assert (
+        b"the anchor (line 5) does not verify"
+        in _offline_verify("".join(failures["the anchor's count altered"]).encode()).stderr
+    )
 
 
 # === 5. no secrets anywhere ========================================================================
@@ -606,7 +631,10 @@ SECRET_KEY_SHAPE = re.compile(
 @pytest.mark.integration
 @pytest.mark.django_db(transaction=True)
 def test_no_credential_or_key_is_stored_or_logged_anywhere(
-    own_worker: Callable[..., WorkerProcess], demo_world: dict[str, Any], tmp_path: Path, settings: Any,
+    own_worker: Callable[..., WorkerProcess],
+    demo_world: dict[str, Any],
+    tmp_path: Path,
+    settings: Any,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="requests_app")
@@ -635,8 +663,12 @@ def test_no_credential_or_key_is_stored_or_logged_anywhere(
 
     receiver = _Receiver()
     try:
-        hook = admin.post("/api/v1/webhooks/", {"url": receiver.url, "events": ["*"]}, format="json",
-                          HTTP_IDEMPOTENCY_KEY="security-hook-1")
+        hook = admin.post(
+            "/api/v1/webhooks/",
+            {"url": receiver.url, "events": ["*"]},
+            format="json",
+            HTTP_IDEMPOTENCY_KEY="security-hook-1",
+        )
         assert hook.status_code == 201, hook.json()
         webhook_secret = hook.json()["secret"]
         assert webhook_secret.startswith("whsec_")
@@ -684,7 +716,8 @@ def test_no_credential_or_key_is_stored_or_logged_anywhere(
         "the AWS call trace": call_log.read_text(),
         "this process's logs (caplog)": "\n".join(
             f"{r.name} {r.getMessage()} {r.exc_text or ''}"
-            for phase in ("setup", "call") for r in caplog.get_records(phase)  # type: ignore[arg-type]
+            for phase in ("setup", "call")
+            for r in caplog.get_records(phase)  # type: ignore[arg-type]
         ),
     }
     # The search can see: what must be there is found.
@@ -698,8 +731,12 @@ def test_no_credential_or_key_is_stored_or_logged_anywhere(
         if value and value in text
     ]
     for where, text in haystacks.items():
-        leaks += [f"an STS session token shape ({m.group()[:16]}…) is in {where}" for m in SESSION_TOKEN_SHAPE.finditer(text)]
-        leaks += [f"a 40-character secret-key shape ({m.group()[:8]}…) is in {where}" for m in SECRET_KEY_SHAPE.finditer(text)]
+        leaks += [
+            f"an STS session token shape ({m.group()[:16]}…) is in {where}" for m in SESSION_TOKEN_SHAPE.finditer(text)
+        ]
+        leaks += [
+            f"a 40-character secret-key shape ({m.group()[:8]}…) is in {where}" for m in SECRET_KEY_SHAPE.finditer(text)
+        ]
     assert not leaks, "secrets found:\n  " + "\n  ".join(leaks)
 
 
@@ -722,8 +759,10 @@ def _logged_in(client: Client) -> bool:
 
 @pytest.fixture
 def people(django_user_model: Any) -> dict[str, Any]:
-    return {name: django_user_model.objects.create_user(name, f"{name}@example.com", DEMO_PASSWORD)
-            for name in ("fiona", "harry")}
+    return {
+        name: django_user_model.objects.create_user(name, f"{name}@example.com", DEMO_PASSWORD)
+        for name in ("fiona", "harry")
+    }
 
 
 @pytest.mark.django_db
@@ -803,10 +842,17 @@ def test_the_lockout_ends_when_its_window_has_passed(people: dict[str, Any], set
 # === 8. check --deploy =============================================================================
 def _deploy_env(tmp_path: Path, **overrides: str | None) -> dict[str, str]:
     """A clean production-like environment: none of this machine's portal settings leak in."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("DJANGO_", "DATABASE_", "CELERY_", "CACHE_", "PORTAL_", "LOGIN_"))}
-    env.update(DJANGO_DEBUG="0", DJANGO_SECRET_KEY=secrets.token_urlsafe(48)[:50],
-               DJANGO_ALLOWED_HOSTS="portal.example.com", PORTAL_VAR_DIR=str(tmp_path / "var"))
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DJANGO_", "DATABASE_", "CELERY_", "CACHE_", "PORTAL_", "LOGIN_"))
+    }
+    env.update(
+        DJANGO_DEBUG="0",
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(48)[:50],
+        DJANGO_ALLOWED_HOSTS="portal.example.com",
+        PORTAL_VAR_DIR=str(tmp_path / "var"),
+    )
     for key, value in overrides.items():
         if value is None:
             env.pop(key, None)
@@ -824,7 +870,8 @@ def test_check_deploy_passes_with_production_settings(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "secret_key", [None, "short-key", "django-insecure-peering-portal-development-only"],
+    "secret_key",
+    [None, "short-key", "django-insecure-peering-portal-development-only"],
     ids=["missing", "short", "development-key"],
 )
 def test_debug_off_without_a_real_secret_key_refuses_to_start(tmp_path: Path, secret_key: str | None) -> None:
@@ -869,8 +916,9 @@ def test_the_session_cookie_is_httponly(people: dict[str, Any], settings: Any) -
 
 def test_with_debug_off_cookies_are_secure_and_https_is_enforced_with_hsts(tmp_path: Path) -> None:
     env = _deploy_env(tmp_path, DATABASE_URL="sqlite://:memory:", DJANGO_SETTINGS_MODULE="peering_portal.settings")
-    result = subprocess.run([sys.executable, "-c", DEBUG_OFF_PROBE], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", DEBUG_OFF_PROBE], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     seen = json.loads(result.stdout.strip().splitlines()[-1])
     assert seen["debug"] is False

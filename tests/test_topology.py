@@ -23,10 +23,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from requests_app import topology
+from requests_app.domain import topology as geometry
 from requests_app.domain.status import Status
+from requests_app.domain.topology import EdgeSpec, NodeSpec, Picture, edge_kind, layout, polyline_distance
 from requests_app.models import ObservedPeering, PeeringRequest, Vpc, VpcCidr
-from requests_app.topology import EdgeSpec, NodeSpec, Picture, edge_kind, layout, polyline_distance
 
 URL = "/topology/"
 API_URL = "/api/v1/peering-requests/"
@@ -81,7 +81,7 @@ def _network(spokes_per_region: list[str] | None = None) -> tuple[list[NodeSpec]
     regions = SPOKE_REGIONS if spokes_per_region is None else spokes_per_region
     nodes = list(HUBS)
     edges = []
-    kinds = [kind for kind, _ in topology.EDGE_KINDS]
+    kinds = [kind for kind, _ in geometry.EDGE_KINDS]
     for i, region in enumerate(regions):
         account = i % 7
         nodes.append(
@@ -156,7 +156,7 @@ def test_fifty_spokes_two_hubs_three_regions(picture: Picture) -> None:
 def test_node_circles_do_not_overlap(any_picture: Picture) -> None:
     for a, b in itertools.combinations(any_picture.nodes, 2):
         gap = math.hypot(a.x - b.x, a.y - b.y) - a.r - b.r
-        assert gap >= topology.NODE_GAP - 0.5, (a.spec.key, b.spec.key, gap)
+        assert gap >= geometry.NODE_GAP - 0.5, (a.spec.key, b.spec.key, gap)
 
 
 def test_everything_is_inside_the_view_box(any_picture: Picture) -> None:
@@ -175,7 +175,7 @@ def test_everything_is_inside_the_view_box(any_picture: Picture) -> None:
         p = panels[n.spec.region]
         assert p.x + n.r <= n.x <= p.x + p.width - n.r and p.y + n.r <= n.y <= p.y + p.height - n.r
         for x, y in replace(n.label, char_width=GLYPH).extent():
-            assert p.x <= x <= p.x + p.width and p.y + topology.TITLE_H <= y <= p.y + p.height, n.label
+            assert p.x <= x <= p.x + p.width and p.y + geometry.TITLE_H <= y <= p.y + p.height, n.label
 
 
 def test_panels_do_not_overlap(any_picture: Picture) -> None:
@@ -187,15 +187,15 @@ def test_panels_do_not_overlap(any_picture: Picture) -> None:
 def test_labels_are_legible(any_picture: Picture) -> None:
     labels = _labels(any_picture)
     for n in any_picture.nodes:
-        assert len(n.label.text) <= topology.LABEL_CHARS
+        assert len(n.label.text) <= geometry.LABEL_CHARS
         # A label keeps clear of every node but its own.
         for key, mark, (start, end) in labels:
             if key != n.spec.key:
                 clearance = _segment_point_distance((n.x, n.y), start, end) - n.r
-                assert clearance >= topology.FONT / 2, (n.spec.key, mark.text, clearance)
+                assert clearance >= geometry.FONT / 2, (n.spec.key, mark.text, clearance)
     # Two labels never share a line of text.
     for (_, m1, s1), (_, m2, s2) in itertools.combinations(labels, 2):
-        assert _segment_distance(*s1, *s2) >= topology.FONT, (m1.text, m2.text)
+        assert _segment_distance(*s1, *s2) >= geometry.FONT, (m1.text, m2.text)
 
 
 def test_edges_go_around_the_nodes_they_do_not_join(any_picture: Picture) -> None:
@@ -238,7 +238,7 @@ def test_spokes_are_clustered_by_account_around_the_hub() -> None:
     nodes, edges = _network(["us-east-1"] * 12)
     pic = layout(nodes, edges)
     panel = next(p for p in pic.panels if p.region == "us-east-1")
-    cx, cy = panel.x + panel.width / 2, panel.y + topology.TITLE_H + panel.width / 2
+    cx, cy = panel.x + panel.width / 2, panel.y + geometry.TITLE_H + panel.width / 2
     hub = next(n for n in pic.nodes if n.spec.key == "vpc-hub-use1")
     assert hub.x == pytest.approx(cx, abs=0.2) and hub.y < cy  # the hub column's centre, the hub's label below it
     spokes = [n for n in pic.nodes if not n.spec.is_hub]
@@ -259,10 +259,10 @@ def test_panels_grow_with_spokes_and_use_two_rings_past_one_ring_max() -> None:
         pic = layout(*_network(["us-east-1"] * count))
         panel = next(p for p in pic.panels if p.region == "us-east-1")
         sizes.append(panel.width)
-        cx, cy = panel.x + panel.width / 2, panel.y + topology.TITLE_H + panel.width / 2
+        cx, cy = panel.x + panel.width / 2, panel.y + geometry.TITLE_H + panel.width / 2
         radii = {round(math.hypot(n.x - cx, n.y - cy)) for n in pic.nodes if not n.spec.is_hub}
         slots = count + min(count, 7)  # spokes plus one heading per account
-        assert len(radii) == (1 if slots <= topology.ONE_RING_MAX else 2), (count, radii)
+        assert len(radii) == (1 if slots <= geometry.ONE_RING_MAX else 2), (count, radii)
     assert sizes == sorted(sizes) and sizes[0] < sizes[-1]
 
 
@@ -279,7 +279,7 @@ def test_labels_are_truncated_and_titles_are_full() -> None:
     )
     pic = layout([spec], [])
     (node,) = pic.nodes
-    assert node.label.text == long_name[:17] + "…" and len(node.label.text) == topology.LABEL_CHARS
+    assert node.label.text == long_name[:17] + "…" and len(node.label.text) == geometry.LABEL_CHARS
     assert node.spec.tooltip.splitlines() == [
         f"{long_name} (vpc-0abc)",
         "Account: finance-prod (222222222222), Finance",

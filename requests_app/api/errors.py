@@ -15,7 +15,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from requests_app.services import PortalError
+from requests_app.core.errors import PortalError
 
 logger = logging.getLogger(__name__)
 

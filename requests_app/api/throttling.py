@@ -16,7 +16,7 @@ from rest_framework import throttling
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
-from requests_app import logins
+from requests_app.core import logins
 from requests_app.models import ApiToken
 
 

@@ -2,8 +2,7 @@
 
 It assumes each account's role with that account's ExternalId, honours AWS_ENDPOINT_URL (boto3
 reads it itself), returns small frozen dataclasses, and sorts every ClientError into
-`TransientAwsError` (worth retrying) or `PermanentAwsError`.
-"""
+`TransientAwsError` (worth retrying) or `PermanentAwsError`."""
 
 from __future__ import annotations
 
@@ -13,65 +12,34 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import boto3
 import botocore.exceptions
 from botocore.config import Config
+from django.conf import settings
 
 from requests_app.aws import ratelimit
+from requests_app.aws.types import (
+    TRANSIENT_CODES,
+    AccountRef,
+    AwsError,
+    PeeringInfo,
+    PermanentAwsError,
+    RouteInfo,
+    RouteTableInfo,
+    TransientAwsError,
+    VpcInfo,
+)
 
 logger = logging.getLogger(__name__)
+
+
 SESSION_NAME = "peering-portal"
+
+
 # botocore's standard mode retries throttling and 5xx with backoff before we ever see them.
 BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=20)
-
-TRANSIENT_CODES = frozenset(
-    {
-        "RequestLimitExceeded",
-        "Throttling",
-        "ThrottlingException",
-        "RequestThrottled",
-        "InternalError",
-        "InternalFailure",
-        "ServiceUnavailable",
-        "Unavailable",
-        "RequestTimeout",
-        "RequestTimeoutException",
-        # Eventual consistency right after a create: the id exists but is not yet visible.
-        "InvalidVpcPeeringConnectionID.NotFound",
-        "InvalidVpcPeeringConnectionId.NotFound",
-    }
-)
-NOT_FOUND_CODES = frozenset(
-    {
-        "InvalidVpcPeeringConnectionID.NotFound",
-        "InvalidVpcPeeringConnectionId.NotFound",
-        "InvalidRoute.NotFound",
-        "InvalidRouteTableID.NotFound",
-    }
-)
-
-
-class AwsError(Exception):
-    def __init__(self, code: str, message: str, operation: str = "") -> None:
-        self.code = code
-        self.message = message
-        self.operation = operation
-        super().__init__(f"{operation}: {code}: {message}" if operation else f"{code}: {message}")
-
-    @property
-    def is_not_found(self) -> bool:
-        return self.code in NOT_FOUND_CODES
-
-
-class TransientAwsError(AwsError):
-    """Throttling, 5xx, timeouts, eventual consistency: try again later."""
-
-
-class PermanentAwsError(AwsError):
-    """Anything else: retrying the same call will not help."""
 
 
 def _translate(exc: Exception, operation: str) -> AwsError:
@@ -96,69 +64,6 @@ def _translate(exc: Exception, operation: str) -> AwsError:
     if isinstance(exc, botocore.exceptions.NoCredentialsError):
         return PermanentAwsError("NoCredentials", str(exc), operation)
     raise exc
-
-
-@dataclass(frozen=True)
-class AccountRef:
-    account_id: str
-    role_arn: str
-    external_id: str
-
-
-@dataclass(frozen=True)
-class RouteInfo:
-    destination: str
-    target: str
-    state: str
-
-
-@dataclass(frozen=True)
-class RouteTableInfo:
-    route_table_id: str
-    vpc_id: str
-    name: str
-    is_main: bool
-    routes: tuple[RouteInfo, ...]
-
-    def route_to(self, destination: str) -> RouteInfo | None:
-        return next((r for r in self.routes if r.destination == destination), None)
-
-
-@dataclass(frozen=True)
-class VpcInfo:
-    vpc_id: str
-    owner_id: str
-    region: str
-    name: str
-    is_default: bool
-    cidrs: tuple[str, ...]  # primary first, then associated secondary blocks
-    dns_hostnames: bool
-    dns_support: bool
-
-
-@dataclass(frozen=True)
-class PeeringInfo:
-    connection_id: str
-    status: str
-    status_message: str
-    requester_vpc_id: str
-    requester_owner_id: str
-    requester_region: str
-    accepter_vpc_id: str
-    accepter_owner_id: str
-    accepter_region: str
-    requester_dns_resolution: bool
-    accepter_dns_resolution: bool
-    tags: tuple[tuple[str, str], ...]
-    requester_cidrs: tuple[str, ...] = ()
-    accepter_cidrs: tuple[str, ...] = ()
-
-    def tag(self, key: str) -> str | None:
-        return dict(self.tags).get(key)
-
-    @property
-    def is_gone(self) -> bool:
-        return self.status in {"deleted", "deleting", "rejected", "failed", "expired"}
 
 
 def _peering_from_api(item: dict[str, Any]) -> PeeringInfo:
@@ -484,7 +389,5 @@ _default: AwsGateway | None = None
 def get_gateway() -> AwsGateway:
     global _default
     if _default is None:
-        from django.conf import settings
-
         _default = AwsGateway(call_log=settings.AWS_CALL_LOG)
     return _default

@@ -8,7 +8,7 @@ import json
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from requests_app import iam
+from requests_app.aws import iam
 from requests_app.models import AwsAccount
 
 

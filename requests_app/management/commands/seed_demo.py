@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from requests_app import demo
+from requests_app.management import demo
 
 
 class Command(BaseCommand):

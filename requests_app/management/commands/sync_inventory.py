@@ -1,7 +1,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from requests_app import audit, inventory
-from requests_app.aws.gateway import AwsError
+from requests_app import audit
+from requests_app.aws.types import AwsError
+from requests_app.inventory import sync
 from requests_app.models import AwsAccount
 
 
@@ -20,7 +21,7 @@ class Command(BaseCommand):
         failed = 0
         for account in accounts:
             try:
-                report = inventory.sync_account(account)
+                report = sync.sync_account(account)
             except AwsError as exc:
                 failed += 1
                 audit.record(

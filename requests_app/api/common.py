@@ -1,0 +1,34 @@
+"""What the API's views share: the admin permission, the idempotency header, a stable ordering."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter
+from rest_framework import permissions as drf_permissions
+from rest_framework.filters import OrderingFilter
+from rest_framework.request import Request
+
+from requests_app.peering import permissions
+
+IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="Repeat the call safely: the same key and body within 24 h return the first response.",
+)
+
+
+class IsAdmin(drf_permissions.BasePermission):
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return permissions.is_admin(request.user)
+
+
+class StableOrderingFilter(OrderingFilter):
+    """`?ordering=` with the primary key as the last key, so equal values never shuffle between pages."""
+
+    def get_ordering(self, request: Request, queryset: Any, view: Any) -> Any:
+        ordering = super().get_ordering(request, queryset, view)
+        return [*ordering, "-pk"] if ordering else ordering

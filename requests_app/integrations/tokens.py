@@ -1,0 +1,155 @@
+"""Named API tokens, stored hashed.
+
+A key is `pp_` and 43 random URL-safe characters; the database keeps its SHA-256 (a key this
+random needs no slow hash) and its first characters, to tell tokens apart in lists. Keys may
+expire, can be revoked, and may be read-only; the last use is recorded (at most once a minute,
+so a busy integration does not write on every call).
+
+The portal makes tokens with `rotate`, under two rules: a user holds at most one live token per
+name (a new one replaces the old, so a client that logs in on every run does not pile up keys),
+and at most API_TOKENS_PER_USER live tokens in all. `issue` is the bare step underneath.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import transaction
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import authentication, exceptions
+
+from requests_app.models import ApiToken
+
+KEY_PREFIX = "pp_"
+LAST_USED_RESOLUTION = timedelta(seconds=60)
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+class TokenLimitReached(Exception):
+    """The user already holds API_TOKENS_PER_USER live tokens (none of them under the new name)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(
+            f"You already hold {limit} live API tokens, the most allowed. Revoke one you no longer use, "
+            "or reuse its name: a new token replaces your live token of the same name."
+        )
+
+
+@dataclass(frozen=True)
+class Rotation:
+    token: ApiToken
+    key: str  # the plaintext key: returned here and never again
+    replaced: list[ApiToken]  # the user's tokens of the same name that were live, now revoked
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def live(user: AbstractBaseUser, now: datetime | None = None) -> QuerySet[ApiToken]:
+    """The user's tokens that still authenticate: not revoked, not expired."""
+    now = now or timezone.now()
+    return ApiToken.objects.filter(user=user, revoked_at__isnull=True).filter(
+        Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+    )
+
+
+def issue(
+    user: AbstractBaseUser, name: str, *, read_only: bool = False, expires_at: datetime | None = None
+) -> tuple[ApiToken, str]:
+    """Create a token; the plaintext key is returned here and never again.
+
+    The bare step, with neither rule: the portal's callers go through `rotate` (test fixtures use
+    this to hold several keys of one name at once)."""
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(
+        user=user, name=name, prefix=key[:10], key_hash=hash_key(key), read_only=read_only, expires_at=expires_at
+    )
+    return token, key
+
+
+def rotate(
+    user: AbstractBaseUser, name: str, *, read_only: bool = False, expires_at: datetime | None = None
+) -> Rotation:
+    """Issue the user's token called `name`, revoking their live one of that name if any.
+
+    Refused with TokenLimitReached when the user would hold more than API_TOKENS_PER_USER live
+    tokens; a replacement never needs room, as it revokes the token it replaces. Run it in the
+    caller's transaction, so the audit of what was replaced commits or rolls back with it.
+    """
+    with transaction.atomic():
+        # Lock the user's row: two concurrent calls would otherwise both see room under the cap,
+        # or both find no token to replace (PostgreSQL; SQLite serialises writers anyway).
+        get_user_model().objects.select_for_update().only("pk").get(pk=user.pk)
+        now = timezone.now()
+        replaced = list(live(user, now).filter(name=name))
+        if replaced:
+            ApiToken.objects.filter(pk__in=[t.pk for t in replaced]).update(revoked_at=now)
+            for old in replaced:
+                old.revoked_at = now
+        limit = settings.API_TOKENS_PER_USER
+        if live(user, now).count() >= limit:
+            raise TokenLimitReached(limit)
+        token, key = issue(user, name, read_only=read_only, expires_at=expires_at)
+    return Rotation(token=token, key=key, replaced=replaced)
+
+
+def default_expiry() -> datetime | None:
+    days = settings.API_TOKEN_DEFAULT_TTL_DAYS
+    return timezone.now() + timedelta(days=days) if days else None
+
+
+class HashedTokenAuthentication(authentication.BaseAuthentication):
+    """`Authorization: Token <key>` (or `Bearer <key>`), checked against the stored hash."""
+
+    keywords = ("token", "bearer")
+
+    def authenticate(self, request: Any) -> tuple[Any, ApiToken] | None:
+        parts = authentication.get_authorization_header(request).split()
+        if not parts or parts[0].decode(errors="replace").lower() not in self.keywords:
+            return None
+        if len(parts) != 2:
+            raise exceptions.AuthenticationFailed("Send the header as `Authorization: Token <key>`.")
+        key = parts[1].decode(errors="replace")
+        token = ApiToken.objects.select_related("user").filter(key_hash=hash_key(key)).first()
+        now = timezone.now()
+        if token is None or not token.user.is_active:
+            raise exceptions.AuthenticationFailed("Invalid token.")
+        if token.revoked_at is not None:
+            raise exceptions.AuthenticationFailed("This token was revoked.")
+        if token.expires_at is not None and token.expires_at <= now:
+            raise exceptions.AuthenticationFailed("This token expired.")
+        if token.read_only and request.method not in SAFE_METHODS:
+            raise exceptions.PermissionDenied("This token is read-only.")
+        if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
+            ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        return token.user, token
+
+    def authenticate_header(self, request: Any) -> str:
+        return "Token"
+
+
+class HashedTokenScheme(OpenApiAuthenticationExtension):
+    """How the schema describes `HashedTokenAuthentication`."""
+
+    target_class = "requests_app.integrations.tokens.HashedTokenAuthentication"
+    name = "tokenAuth"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "`Token <key>` (or `Bearer <key>`); get a key from POST /api/v1/auth/token/ "
+            "or /api/v1/tokens/.",
+        }
