@@ -21,7 +21,6 @@ when one of those flags is given, and otherwise run `python -m celery` itself.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import ipaddress
 import json
 import logging
@@ -36,17 +35,17 @@ import sys
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from requests_app.inventory import sync
+from scripts.processes import ProcessGroup
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
-ROLE_NAME = "PeeringPortalRole"  # as in requests_app/demo.py
+ROLE_NAME = "PeeringPortalRole"  # as in requests_app/management/demo.py
 REGION = "us-east-1"
 POSTGRES_SERVER = "postgres://postgres@127.0.0.1:5432/postgres"
 REDIS = "redis://127.0.0.1:6379"
@@ -260,51 +259,31 @@ class ActivityWatch:
 
 
 # --- processes --------------------------------------------------------------------------------
-class Processes:
-    """Child processes, each in its own process group; `stop_all` ends every one of them."""
+class Processes(ProcessGroup):
+    """The bench's children (the sandbox, the workers), each logging to `log_dir/<name>.log`:
+    scripts/processes.py's group, so they stop (and die with this process) as `make run`'s do."""
 
     pids: set[int] = set()
 
     def __init__(self, log_dir: Path) -> None:
+        super().__init__(ROOT, say=lambda _message: None)
         self.log_dir = log_dir
-        self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
 
-    def start(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the process
-        proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
-        self.children.append((name, proc))
+    def start(
+        self, name: str, args: Sequence[str], env: Mapping[str, str], log: Path | None = None
+    ) -> subprocess.Popen[bytes]:
+        proc = super().start(name, args, env, log=log or self.log(name))
         Processes.pids.add(proc.pid)
         return proc
 
     def log(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"
 
-    def stop(self, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
-        if proc.poll() is not None:
-            return
-        # The leader only: celery's main process stops its own pool (warm shutdown).
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            # Still running: the whole group (the leader and its pool), by the group's id.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(5)
-
     def stop_named(self, names: Iterable[str]) -> None:
         """Stop these (the workers), leaving the rest (the sandbox) running."""
         wanted = set(names)
-        for name, proc in self.children:
-            if name in wanted:
-                self.stop(proc)
-
-    def stop_all(self) -> None:
-        for _, proc in reversed(self.children):
-            self.stop(proc)
-        self.children.clear()
+        for child in [c for c in self.children if c.name in wanted]:
+            self.stop(child.proc, grace=30)
 
 
 def install_signal_handlers() -> None:
@@ -429,9 +408,7 @@ class CpuMeter:
         self.tick = os.sysconf("SC_CLK_TCK")
 
     def snapshot(self) -> dict[str, float]:
-        groups = {
-            proc.pid: ("sandbox (moto)" if name == "sandbox" else "workers") for name, proc in self.processes.children
-        }
+        groups = {c.proc.pid: ("sandbox (moto)" if c.name == "sandbox" else "workers") for c in self.processes.children}
         used: dict[str, float] = defaultdict(float)
         own = os.times()
         used["this process (bench)"] = own.user + own.system
@@ -621,6 +598,8 @@ def register_portal(world: World) -> Portal:
     from django.contrib.auth import get_user_model
     from django.db import transaction
 
+    # Django is set up by the caller, so the portal is imported here, not at the top of the module.
+    from requests_app.inventory import sync
     from requests_app.models import AwsAccount, Department, Vpc
 
     user_model = get_user_model()
@@ -930,11 +909,15 @@ def print_phases(rows: list[dict[str, float]]) -> None:
 PROFILE_GROUPS = (
     # (label, file suffix, function name): cumulative time of that function, per task
     ("the whole task (tasks.provision_peering_request)", "requests_app/tasks.py", "provision_peering_request"),
-    ("  Saga.__init__ (load request, plan)", "requests_app/provisioning.py", "__init__"),
-    ("  peering_request_evaluate (last checks before AWS)", "requests_app/services.py", "peering_request_evaluate"),
-    ("  request_transition (status, audit, outbox)", "requests_app/services.py", "request_transition"),
-    ("  audit.record (hash chain, all callers)", "requests_app/audit.py", "record"),
-    ("  Saga.renew (lease after each AWS call)", "requests_app/provisioning.py", "renew"),
+    ("  Saga.__init__ (load request, plan)", "requests_app/peering/saga/base.py", "__init__"),
+    (
+        "  peering_request_evaluate (last checks before AWS)",
+        "requests_app/peering/preflight.py",
+        "peering_request_evaluate",
+    ),
+    ("  request_transition (status, audit, outbox)", "requests_app/peering/lifecycle.py", "request_transition"),
+    ("  audit.record (hash chain, all callers)", "requests_app/audit/chain.py", "record"),
+    ("  Saga.renew (lease after each AWS call)", "requests_app/peering/saga/base.py", "renew"),
     ("  ratelimit.acquire (EC2 buckets in the cache)", "requests_app/aws/ratelimit.py", "acquire"),
     ("  AwsGateway._trace (AWS_CALL_LOG line)", "requests_app/aws/gateway.py", "_trace"),
     ("  botocore _make_api_call (all EC2/STS calls)", "botocore/client.py", "_make_api_call"),
@@ -1077,14 +1060,14 @@ def _worker_main(argv: list[str]) -> None:
 
 # (label, module, class or None, attribute): wrapped with a timer in the worker (`--timers`).
 TIMED = (
-    ("Saga.__init__ (load request, plan)", "requests_app.provisioning", "Saga", "__init__"),
-    ("Saga.claim + release (lease)", "requests_app.provisioning", "Saga", "claim"),
-    ("Saga.claim + release (lease)", "requests_app.provisioning", "Saga", "release"),
-    ("count the delivery", "requests_app.provisioning", None, "_too_many_deliveries"),
-    ("peering_request_evaluate (checks)", "requests_app.services", None, "peering_request_evaluate"),
-    ("request_transition (2: status, audit, outbox)", "requests_app.services", None, "request_transition"),
+    ("Saga.__init__ (load request, plan)", "requests_app.peering.saga.base", "SagaBase", "__init__"),
+    ("Saga.claim + release (lease)", "requests_app.peering.saga.base", "SagaBase", "claim"),
+    ("Saga.claim + release (lease)", "requests_app.peering.saga.base", "SagaBase", "release"),
+    ("count the delivery", "requests_app.peering.saga.runner", None, "too_many_deliveries"),
+    ("peering_request_evaluate (checks)", "requests_app.peering.preflight", None, "peering_request_evaluate"),
+    ("request_transition (2: status, audit, outbox)", "requests_app.peering.lifecycle", None, "request_transition"),
     ("audit.record (every caller)", "requests_app.audit", None, "record"),
-    ("Saga.renew (lease, after each AWS call)", "requests_app.provisioning", "Saga", "renew"),
+    ("Saga.renew (lease, after each AWS call)", "requests_app.peering.saga.base", "SagaBase", "renew"),
     ("Model.save (steps, audit events, ...)", "django.db.models", "Model", "save"),
     ("AwsGateway._call (boto3, incl. the two below)", "requests_app.aws.gateway", "AwsGateway", "_call"),
     ("ratelimit.acquire (EC2 buckets, in the cache)", "requests_app.aws.ratelimit", None, "acquire"),

@@ -1,7 +1,8 @@
 """Start child processes, and stop every one of them whatever happens to the launcher.
 
-`ProcessGroup` is what `make run` (scripts/devrun.py) uses; it is written so the benchmarks
-(bench/world.py) and the test fixtures (tests/conftest.py) can use it as well.
+`ProcessGroup` is the one process helper: `make run` (scripts/devrun.py), the benchmarks
+(bench/world.py) and the test fixtures (tests/fixtures/processes.py) all start and stop their
+children with it.
 
 Each child starts in a session (and so a process group) of its own, so a Ctrl-C in the terminal
 reaches the launcher only, and the launcher decides how each child is stopped:
@@ -257,6 +258,28 @@ class ProcessGroup:
         return None
 
     # Stopping ---------------------------------------------------------------------------------
+
+    def stop(self, proc: subprocess.Popen[bytes], grace: float = 15.0) -> int | None:
+        """Stop one child: SIGTERM to its leader, then, after `grace`, SIGKILL to its whole group."""
+        child = self._child(proc)
+        if _exit_status(proc) is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGTERM)
+            deadline = time.monotonic() + grace
+            while _exit_status(proc) is None and time.monotonic() < deadline:
+                time.sleep(_POLL)
+        self._sweep(child)
+        self.children.remove(child)
+        return proc.returncode
+
+    def kill(self, proc: subprocess.Popen[bytes]) -> None:
+        """SIGKILL a child's whole group at once, as when its host dies: nothing is cleaned up."""
+        child = self._child(proc)
+        self._sweep(child)
+        self.children.remove(child)
+
+    def _child(self, proc: subprocess.Popen[bytes]) -> Child:
+        return next(c for c in self.children if c.proc is proc)
 
     def stop_all(self, grace: float = 20.0) -> None:
         """SIGTERM every leader, wait up to `grace`, then SIGKILL every child's whole group.
