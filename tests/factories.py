@@ -1,7 +1,8 @@
 """Rows for tests that need the database but not the AWS sandbox (factory_boy).
 
 The demo world (`demo_world`) builds real VPCs in the sandbox and syncs them, which costs seconds;
-a test about rules, pages or counts only needs rows shaped like a sync's, which these make.
+a test about rules, pages or counts only needs rows shaped like a sync's, which these make (and
+`demo_rows`, in tests/fixtures/world.py, makes the same demo world with them).
 """
 
 from __future__ import annotations
