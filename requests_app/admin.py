@@ -102,14 +102,14 @@ def _ids_in_range(values: Any) -> bool:
     return all(not str(v).strip().lstrip("-").isdigit() or abs(int(str(v).strip())) <= MAX_ID for v in listed)
 
 
-class SafeModelChoiceField(forms.ModelChoiceField):  # type: ignore[type-arg]
+class SafeModelChoiceField(forms.ModelChoiceField):
     def to_python(self, value: Any) -> Any:
         if not _ids_in_range(value):
             raise forms.ValidationError(self.error_messages["invalid_choice"], code="invalid_choice")
         return super().to_python(value)
 
 
-class SafeModelMultipleChoiceField(forms.ModelMultipleChoiceField):  # type: ignore[type-arg]
+class SafeModelMultipleChoiceField(forms.ModelMultipleChoiceField):
     def _check_values(self, value: Any) -> Any:
         if not _ids_in_range(list(value)):
             raise forms.ValidationError(

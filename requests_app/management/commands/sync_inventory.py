@@ -1,4 +1,6 @@
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from requests_app import audit
 from requests_app.aws.types import AwsError
@@ -9,10 +11,10 @@ from requests_app.models import AwsAccount
 class Command(BaseCommand):
     help = "Read VPCs, CIDR blocks, route tables and peerings from AWS by assuming each account's role."
 
-    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--account", help="Only this 12-digit account id")
 
-    def handle(self, *args, **options):  # type: ignore[no-untyped-def]
+    def handle(self, *args: Any, **options: Any) -> None:
         accounts = AwsAccount.objects.all()
         if options.get("account"):
             accounts = accounts.filter(account_id=options["account"])
