@@ -329,7 +329,8 @@ def _region_local(hubs: Sequence[NodeSpec], spokes: Sequence[NodeSpec]) -> _Loca
         by_account[(spoke.account_name, spoke.account_id)].append(spoke)
     for (account_name, account_id), members in sorted(by_account.items()):
         slots.append((account_name or account_id, account_id))
-        slots.extend(sorted(members, key=lambda s: (s.display_name, s.key)))
+        ordered = sorted(members, key=lambda s: (s.display_name, s.key))
+        slots.extend(ordered)
     two_rings = len(slots) > ONE_RING_MAX
     if two_rings and len(slots) % 2:
         slots.append(None)  # keeps inner and outer alternating all the way round
