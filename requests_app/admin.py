@@ -23,6 +23,7 @@ from django.http import HttpRequest
 from django.utils.text import capfirst
 
 from requests_app import audit
+from requests_app.audit import AuditAction
 from requests_app.core import errors
 from requests_app.integrations import services as integration_services
 from requests_app.inventory import services as inventory_services
@@ -143,7 +144,7 @@ class PortalAdmin(admin.ModelAdmin):
 class AuditedAdmin(PortalAdmin):
     """Each addition, change and deletion made in the admin is an audit event too."""
 
-    def _audit(self, request: HttpRequest, action: str, obj: models.Model, fields: dict[str, Any]) -> None:
+    def _audit(self, request: HttpRequest, action: AuditAction, obj: models.Model, fields: dict[str, Any]) -> None:
         audit.record(
             action=action,
             actor=request.user,
@@ -153,24 +154,24 @@ class AuditedAdmin(PortalAdmin):
 
     def log_addition(self, request: HttpRequest, obj: models.Model, message: Any) -> Any:
         entry = super().log_addition(request, obj, message)
-        self._audit(request, "admin.added", obj, _changed_fields(obj, []))
+        self._audit(request, AuditAction.ADMIN_ADDED, obj, _changed_fields(obj, []))
         return entry
 
     def log_change(self, request: HttpRequest, obj: models.Model, message: Any) -> Any:
         entry = super().log_change(request, obj, message)
-        self._audit(request, "admin.changed", obj, _changed_fields(obj, message))
+        self._audit(request, AuditAction.ADMIN_CHANGED, obj, _changed_fields(obj, message))
         return entry
 
     def delete_model(self, request: HttpRequest, obj: models.Model) -> None:
         with transaction.atomic():
-            self._audit(request, "admin.deleted", obj, {})
+            self._audit(request, AuditAction.ADMIN_DELETED, obj, {})
             super().delete_model(request, obj)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         # The bulk "delete selected" action is not wrapped in a transaction by the admin.
         with transaction.atomic():
             for obj in queryset:
-                self._audit(request, "admin.deleted", obj, {})
+                self._audit(request, AuditAction.ADMIN_DELETED, obj, {})
             super().delete_queryset(request, queryset)
 
 

@@ -32,6 +32,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from requests_app.audit.actions import AuditAction
 from requests_app.models import AuditAnchor, AuditChainHead, AuditEvent, PeeringRequest
 
 GENESIS = "0" * 64
@@ -157,7 +158,7 @@ def _signing_key_index(event: AuditEvent, keys: Sequence[bytes], oldest: int = 0
 # --- appending ----------------------------------------------------------------------------------
 def record(
     *,
-    action: str,
+    action: AuditAction,
     actor: Any = None,
     actor_label: str | None = None,
     request: PeeringRequest | None = None,
@@ -178,7 +179,7 @@ def record(
             request=request,
             actor=actor if getattr(actor, "pk", None) else None,
             actor_label=actor_label or getattr(actor, "username", "") or "system",
-            action=action,
+            action=str(action),  # stored as the plain string it stands for
             from_status=from_status,
             to_status=to_status,
             operation=operation,

@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from requests_app import audit
+from requests_app.audit import AuditAction
 from requests_app.core import netguard
 from requests_app.core.errors import PortalError
 from requests_app.core.validation import clean_line
@@ -55,7 +56,9 @@ def webhook_register(*, actor: Any, url: str, events: list[str], active: bool = 
     webhook_check(url=url, events=events)
     with transaction.atomic():
         hook = Webhook.objects.create(url=url, events=events, active=active, created_by=actor, secret=new_secret())
-        audit.record(action="webhook.registered", actor=actor, data={"url": netguard.redacted(url), "events": events})
+        audit.record(
+            action=AuditAction.WEBHOOK_REGISTERED, actor=actor, data={"url": netguard.redacted(url), "events": events}
+        )
     return hook
 
 
@@ -73,7 +76,7 @@ def webhook_update(*, actor: Any, webhook_id: int, **changes: Any) -> Any:
             setattr(hook, name, value)
         hook.save(update_fields=list(changes))
         shown = {**changes, **({"url": netguard.redacted(changes["url"])} if "url" in changes else {})}
-        audit.record(action="webhook.changed", actor=actor, data={"webhook": hook.pk, **shown})
+        audit.record(action=AuditAction.WEBHOOK_CHANGED, actor=actor, data={"webhook": hook.pk, **shown})
     return hook
 
 
@@ -96,7 +99,7 @@ def webhook_resend(*, actor: Any, webhook_id: int, message_id: str) -> Any:
             )
         webhooks.resend(delivery)
         audit.record(
-            action="webhook.resent",
+            action=AuditAction.WEBHOOK_RESENT,
             actor=actor,
             request=delivery.request,
             data={"webhook": webhook_id, "message_id": message_id, "event_type": delivery.event_type},
@@ -120,7 +123,7 @@ def api_token_create(*, actor: Any, name: str, read_only: bool = False, expires_
         token, key = issued.token, issued.key
         for old in issued.replaced:  # the user's live token of the same name, replaced by this one
             audit.record(
-                action="token.revoked",
+                action=AuditAction.TOKEN_REVOKED,
                 actor=actor,
                 data={
                     "token": old.pk,
@@ -131,7 +134,7 @@ def api_token_create(*, actor: Any, name: str, read_only: bool = False, expires_
                 },
             )
         audit.record(
-            action="token.created",
+            action=AuditAction.TOKEN_CREATED,
             actor=actor,
             data={
                 "token": token.pk,
@@ -158,7 +161,7 @@ def api_token_revoke(*, actor: Any, token_id: Any) -> Any:
             token.revoked_at = timezone.now()
             token.save(update_fields=["revoked_at"])
             audit.record(
-                action="token.revoked",
+                action=AuditAction.TOKEN_REVOKED,
                 actor=actor,
                 data={"token": token.pk, "name": token.name, "prefix": token.prefix, "owner": token.user.username},
             )

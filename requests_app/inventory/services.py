@@ -8,6 +8,7 @@ from typing import Any
 from django.db import transaction
 
 from requests_app import audit
+from requests_app.audit import AuditAction
 from requests_app.aws.types import AwsError
 from requests_app.core.errors import PortalError
 from requests_app.core.validation import clean_line, full_clean
@@ -49,7 +50,7 @@ def aws_account_register(
         full_clean(account)
         account.save()
         audit.record(
-            action="account.registered",
+            action=AuditAction.ACCOUNT_REGISTERED,
             actor=actor,
             account_id=account_id,
             data={"name": name, "department": department, "role_arn": role_arn, "regions": regions},
@@ -67,7 +68,7 @@ def aws_account_sync(*, actor: Any, account_id: str) -> dict[str, object]:
         report = sync.sync_account(account)
     except AwsError as exc:
         audit.record(
-            action="account.sync_failed",
+            action=AuditAction.ACCOUNT_SYNC_FAILED,
             actor=actor,
             account_id=account_id,
             result="error",
@@ -76,7 +77,9 @@ def aws_account_sync(*, actor: Any, account_id: str) -> dict[str, object]:
             message=exc.message,
         )
         raise PortalError("aws_error", f"Reading account {account_id} failed: {exc}", status=502) from None
-    audit.record(action="account.synced", actor=actor, account_id=account_id, result="ok", data=report.as_dict())
+    audit.record(
+        action=AuditAction.ACCOUNT_SYNCED, actor=actor, account_id=account_id, result="ok", data=report.as_dict()
+    )
     return report.as_dict()
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from requests_app.audit import AuditAction
 from requests_app.core import outbox
 from requests_app.domain.text import one_line
 from requests_app.models import Notification, PeeringRequest
@@ -78,9 +79,11 @@ def request_filed(request: PeeringRequest) -> None:
     )
 
 
-def status_changed(request: PeeringRequest, status: str, message: str = "", *, action: str = "") -> None:
+def status_changed(
+    request: PeeringRequest, status: str, message: str = "", *, action: AuditAction | None = None
+) -> None:
     news = _STATUS_NEWS.get(status)
-    if news is None or action == "request.retried":  # a retry re-enters `approved`: nobody decided anything
+    if news is None or action == AuditAction.REQUEST_RETRIED:  # a retry re-enters `approved`: nobody decided anything
         return
     decided_by = request.decided_by.username if request.decided_by_id else "an approver"
     headline = news.format(decided_by=decided_by)

@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from requests_app import audit
+from requests_app.audit import AuditAction
 from requests_app.aws.gateway import get_gateway
 from requests_app.aws.types import AwsError
 from requests_app.core.errors import PortalError
@@ -151,7 +152,7 @@ def observed_peering_adopt(
             )
             ObservedPeering.objects.filter(connection_id=connection_id).update(portal_request_id=str(request.pk))
             audit.record(
-                action="request.adopted",
+                action=AuditAction.REQUEST_ADOPTED,
                 actor=actor,
                 request=request,
                 to_status=Status.ACTIVE,

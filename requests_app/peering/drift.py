@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from requests_app import audit
+from requests_app.audit import AuditAction
 from requests_app.aws.gateway import AwsGateway, get_gateway
 from requests_app.core import logs
 from requests_app.domain.status import Status
@@ -116,7 +117,7 @@ def _reconcile(request_id: Any, gateway: AwsGateway) -> dict[str, Any] | None:
         updated = PeeringRequest.objects.filter(pk=request.pk, status=Status.ACTIVE).update(drift=drift)
         if updated:
             audit.record(
-                action="drift.found" if findings else "drift.cleared",
+                action=AuditAction.DRIFT_FOUND if findings else AuditAction.DRIFT_CLEARED,
                 actor_label=LABEL,
                 request=request,
                 message="; ".join(f["detail"] for f in findings) or "AWS matches the portal again",

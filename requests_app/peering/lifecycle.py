@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from requests_app import audit
+from requests_app.audit import AuditAction
 from requests_app.core.errors import PortalError
 from requests_app.domain.status import (
     Action,
@@ -44,7 +45,7 @@ def request_transition(
     *,
     actor: Any = None,
     actor_label: str | None = None,
-    action: str,
+    action: AuditAction,
     message: str = "",
     data: dict[str, Any] | None = None,
     **fields: Any,
@@ -137,7 +138,7 @@ def expire_pending(max_age_seconds: int) -> int:
                 request,
                 Status.EXPIRED,
                 actor_label=EXPIRY_LABEL,
-                action="request.expired",
+                action=AuditAction.REQUEST_EXPIRED,
                 message=f"no decision within {max_age_seconds // 86400} days",
             )
         except PortalError:

@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from requests_app import audit
+from requests_app.audit import AuditAction
 from requests_app.core import outbox
 from requests_app.core.errors import PortalError
 from requests_app.core.validation import clean_line, clean_text
@@ -78,7 +79,7 @@ def peering_request_submit(*, actor: Any, draft: PeeringDraft) -> PeeringRequest
                 ).results
             ) from None
         audit.record(
-            action="request.submitted",
+            action=AuditAction.REQUEST_SUBMITTED,
             actor=actor,
             request=request,
             to_status=Status.PENDING_APPROVAL,
@@ -106,7 +107,7 @@ def peering_request_approve(*, actor: Any, request_id: Any, comment: str = "") -
             request,
             Status.APPROVED,
             actor=actor,
-            action="request.approved",
+            action=AuditAction.REQUEST_APPROVED,
             message=comment,
             decided_by=actor,
             decided_at=timezone.now(),
@@ -130,7 +131,7 @@ def peering_request_reject(*, actor: Any, request_id: Any, comment: str) -> Peer
             request,
             Status.REJECTED,
             actor=actor,
-            action="request.rejected",
+            action=AuditAction.REQUEST_REJECTED,
             message=comment,
             decided_by=actor,
             decided_at=timezone.now(),
@@ -144,7 +145,9 @@ def peering_request_cancel(*, actor: Any, request_id: Any, comment: str = "") ->
         require(permissions.why_not_cancel(actor, request))
         require_action(Action.CANCEL, request)
         comment = clean_text(comment, "comment")
-        return request_transition(request, Status.CANCELLED, actor=actor, action="request.cancelled", message=comment)
+        return request_transition(
+            request, Status.CANCELLED, actor=actor, action=AuditAction.REQUEST_CANCELLED, message=comment
+        )
 
 
 def peering_request_retry(*, actor: Any, request_id: Any) -> PeeringRequest:
@@ -157,7 +160,7 @@ def peering_request_retry(*, actor: Any, request_id: Any) -> PeeringRequest:
             request,
             target,
             actor=actor,
-            action="request.retried",
+            action=AuditAction.REQUEST_RETRIED,
             message=request.failure_reason,
             failure_reason="",
             failed_operation="",
@@ -179,7 +182,7 @@ def peering_request_decommission(*, actor: Any, request_id: Any, comment: str = 
             request,
             Status.DECOMMISSIONING,
             actor=actor,
-            action="request.decommission_requested",
+            action=AuditAction.REQUEST_DECOMMISSION_REQUESTED,
             message=comment,
             **queued(),
         )
@@ -192,6 +195,8 @@ def peering_request_repair(*, actor: Any, request_id: Any) -> PeeringRequest:
         request = get_visible_request(actor, request_id)
         require(permissions.why_not_repair(actor, request))
         require_action(Action.REPAIR, request)
-        audit.record(action="request.repair_requested", actor=actor, request=request, data={"drift": request.drift})
+        audit.record(
+            action=AuditAction.REQUEST_REPAIR_REQUESTED, actor=actor, request=request, data={"drift": request.drift}
+        )
         outbox.enqueue_on_commit(outbox.REPAIR, str(request.pk))
     return request

@@ -3,6 +3,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from requests_app import audit
+from requests_app.audit import AuditAction
 from requests_app.aws.types import AwsError
 from requests_app.inventory import sync
 from requests_app.models import AwsAccount
@@ -27,7 +28,7 @@ class Command(BaseCommand):
             except AwsError as exc:
                 failed += 1
                 audit.record(
-                    action="account.sync_failed",
+                    action=AuditAction.ACCOUNT_SYNC_FAILED,
                     actor_label="manage.py sync_inventory",
                     account_id=account.account_id,
                     result="error",
@@ -37,7 +38,7 @@ class Command(BaseCommand):
                 self.stderr.write(f"{account.account_id}: {exc}")
                 continue
             audit.record(
-                action="account.synced",
+                action=AuditAction.ACCOUNT_SYNCED,
                 actor_label="manage.py sync_inventory",
                 account_id=account.account_id,
                 result="ok",

@@ -25,6 +25,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from requests_app import audit
+from requests_app.audit import AuditAction
 from requests_app.aws.gateway import AwsGateway, get_gateway
 from requests_app.aws.types import AccountRef, AwsError, PeeringInfo, TransientAwsError
 from requests_app.domain.plan import RouteSpec
@@ -134,7 +135,7 @@ class SagaBase:
             # Written before a change is asked for, so even a worker that dies while AWS acts
             # leaves the attempt in the audit trail.
             audit.record(
-                action="aws.call",
+                action=AuditAction.AWS_CALL,
                 actor_label=self.label,
                 request=self.request,
                 operation=operation,
@@ -147,7 +148,7 @@ class SagaBase:
             result = call()
         except AwsError as exc:
             audit.record(
-                action="aws.call",
+                action=AuditAction.AWS_CALL,
                 actor_label=self.label,
                 request=self.request,
                 operation=operation,
@@ -160,7 +161,7 @@ class SagaBase:
             )
             raise
         audit.record(
-            action="aws.call",
+            action=AuditAction.AWS_CALL,
             actor_label=self.label,
             request=self.request,
             operation=operation,
@@ -195,7 +196,7 @@ class SagaBase:
         row.finished_at = timezone.now()
         row.save(update_fields=["state", "outcome", "aws_id", "finished_at"])
 
-    def transition(self, target: Status, action: str, message: str = "", **fields: Any) -> None:
+    def transition(self, target: Status, action: AuditAction, message: str = "", **fields: Any) -> None:
         lifecycle.request_transition(
             self.request, target, actor_label=self.label, action=action, message=message, **fields
         )
