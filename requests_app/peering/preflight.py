@@ -12,7 +12,7 @@ from django.utils import timezone
 from requests_app.core.errors import PortalError
 from requests_app.domain import checks as rules
 from requests_app.domain import cidrs
-from requests_app.domain.plan import PeeringPlan, RouteSpec, build_routes
+from requests_app.domain.plan import Operation, PeeringPlan, RouteSpec, build_routes
 from requests_app.inventory import network
 from requests_app.inventory import selectors as inventory_selectors
 from requests_app.inventory.network import HOLDS_PAIR, LIVE_AWS_STATES
@@ -53,11 +53,11 @@ class Evaluation:
         return not rules.failures(self.results)
 
     @property
-    def checks(self) -> list[dict[str, Any]]:
+    def checks(self) -> list[rules.CheckDict]:
         return [r.as_dict() for r in self.results]
 
     @property
-    def operations(self) -> list[dict[str, str]]:
+    def operations(self) -> list[Operation]:
         return self.plan.operations() if self.plan else []
 
 
