@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -159,7 +160,7 @@ def _signing_key_index(event: AuditEvent, keys: Sequence[bytes], oldest: int = 0
 def record(
     *,
     action: AuditAction,
-    actor: Any = None,
+    actor: User | None = None,
     actor_label: str | None = None,
     request: PeeringRequest | None = None,
     from_status: str = "",
@@ -177,8 +178,8 @@ def record(
         head, _ = AuditChainHead.objects.select_for_update().get_or_create(pk=1)
         event = AuditEvent(
             request=request,
-            actor=actor if getattr(actor, "pk", None) else None,
-            actor_label=actor_label or getattr(actor, "username", "") or "system",
+            actor=actor if actor is not None and actor.pk else None,
+            actor_label=actor_label or (actor.username if actor is not None else "") or "system",
             action=str(action),  # stored as the plain string it stands for
             from_status=from_status,
             to_status=to_status,

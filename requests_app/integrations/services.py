@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import TypedDict, Unpack
 
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -49,7 +51,7 @@ def webhook_check(*, url: str | None = None, events: list[str] | None = None) ->
         refuse_private_destination(url)
 
 
-def webhook_register(*, actor: Any, url: str, events: list[str], active: bool = True) -> Any:
+def webhook_register(*, actor: User, url: str, events: list[str], active: bool = True) -> Webhook:
 
     if not permissions.is_admin(actor):
         raise PortalError("permission_denied", "Only administrators register webhooks.", status=403)
@@ -62,7 +64,15 @@ def webhook_register(*, actor: Any, url: str, events: list[str], active: bool = 
     return hook
 
 
-def webhook_update(*, actor: Any, webhook_id: int, **changes: Any) -> Any:
+class WebhookChanges(TypedDict, total=False):
+    """What `webhook_update` may change: any of these, and nothing else."""
+
+    url: str
+    events: list[str]
+    active: bool
+
+
+def webhook_update(*, actor: User, webhook_id: int, **changes: Unpack[WebhookChanges]) -> Webhook:
     """Change an endpoint's URL, events or active flag (admins); the secret never changes here."""
 
     if not permissions.is_admin(actor):
@@ -80,7 +90,7 @@ def webhook_update(*, actor: Any, webhook_id: int, **changes: Any) -> Any:
     return hook
 
 
-def webhook_resend(*, actor: Any, webhook_id: int, message_id: str) -> Any:
+def webhook_resend(*, actor: User, webhook_id: int, message_id: str) -> WebhookDelivery:
     """Send a delivery again, with the same webhook-id (admins)."""
 
     if not permissions.is_admin(actor):
@@ -109,7 +119,9 @@ def webhook_resend(*, actor: Any, webhook_id: int, message_id: str) -> Any:
 
 
 # --- API tokens ------------------------------------------------------------------------------
-def api_token_create(*, actor: Any, name: str, read_only: bool = False, expires_at: Any = None) -> tuple[Any, str]:
+def api_token_create(
+    *, actor: User, name: str, read_only: bool = False, expires_at: datetime | None = None
+) -> tuple[ApiToken, str]:
     """A named token for the caller; the key is returned once and only its hash is kept."""
 
     clean_line(name, "name", max_length=text.MAX_LINE)
@@ -147,7 +159,7 @@ def api_token_create(*, actor: Any, name: str, read_only: bool = False, expires_
     return token, key
 
 
-def api_token_revoke(*, actor: Any, token_id: Any) -> Any:
+def api_token_revoke(*, actor: User, token_id: int | str) -> ApiToken:
     """Revoke one of your tokens (administrators: anyone's). Others' tokens answer 404."""
 
     with transaction.atomic():

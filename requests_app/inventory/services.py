@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
+from django.contrib.auth.models import User
 from django.db import transaction
 
 from requests_app import audit
@@ -37,7 +37,7 @@ def aws_account_check(*, name: str, regions: list[str]) -> None:
 
 
 def aws_account_register(
-    *, actor: Any, account_id: str, name: str, department: str, role_arn: str, regions: list[str]
+    *, actor: User, account_id: str, name: str, department: str, role_arn: str, regions: list[str]
 ) -> AwsAccount:
     if not permissions.is_admin(actor):
         raise PortalError("permission_denied", "Only administrators register AWS accounts.", status=403)
@@ -58,7 +58,7 @@ def aws_account_register(
     return account
 
 
-def aws_account_sync(*, actor: Any, account_id: str) -> dict[str, object]:
+def aws_account_sync(*, actor: User, account_id: str) -> dict[str, object]:
     if not permissions.is_admin(actor):
         raise PortalError("permission_denied", "Only administrators sync AWS accounts.", status=403)
     account = AwsAccount.objects.filter(account_id=account_id).first()
@@ -84,7 +84,7 @@ def aws_account_sync(*, actor: Any, account_id: str) -> dict[str, object]:
 
 
 # --- the network: capacity and adoption ----------------------------------------------------------
-def vpc_capacity(*, actor: Any, vpc_id: str) -> network.Capacity:
+def vpc_capacity(*, actor: User, vpc_id: str) -> network.Capacity:
     """Headroom of a VPC the actor may see against each quota, counting live and pending work."""
     vpc = inventory_selectors.vpcs_visible_to(actor).filter(vpc_id=vpc_id).first()
     if vpc is None:

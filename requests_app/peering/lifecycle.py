@@ -6,6 +6,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -27,7 +28,7 @@ from requests_app.peering import selectors as peering_selectors
 
 
 # --- the request lifecycle ------------------------------------------------------------------
-def get_visible_request(actor: Any, request_id: Any) -> PeeringRequest:
+def get_visible_request(actor: User, request_id: uuid.UUID | str) -> PeeringRequest:
     """The request if the actor may see it; otherwise 404, so ids cannot be probed."""
     try:
         pk = uuid.UUID(str(request_id))
@@ -43,7 +44,7 @@ def request_transition(
     request: PeeringRequest,
     target: Status,
     *,
-    actor: Any = None,
+    actor: User | None = None,
     actor_label: str | None = None,
     action: AuditAction,
     message: str = "",

@@ -7,8 +7,9 @@ event, and send worker tasks (by name) only once the transaction has committed.
 from __future__ import annotations
 
 import logging
-from typing import Any
+import uuid
 
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -43,7 +44,7 @@ from requests_app.peering.saga.lease import queued
 logger = logging.getLogger(__name__)
 
 
-def peering_request_submit(*, actor: Any, draft: PeeringDraft) -> PeeringRequest:
+def peering_request_submit(*, actor: User, draft: PeeringDraft) -> PeeringRequest:
     clean_text(draft.justification, "justification")
     clean_line(draft.external_ref, "external_ref", max_length=text.MAX_LINE)
     evaluation = peering_request_evaluate(draft=draft, department_ids=permissions.department_ids(actor), viewer=actor)
@@ -90,7 +91,7 @@ def peering_request_submit(*, actor: Any, draft: PeeringDraft) -> PeeringRequest
     return request
 
 
-def peering_request_approve(*, actor: Any, request_id: Any, comment: str = "") -> PeeringRequest:
+def peering_request_approve(*, actor: User, request_id: uuid.UUID | str, comment: str = "") -> PeeringRequest:
     with transaction.atomic():
         request = get_visible_request(actor, request_id)
         require(permissions.why_not_decide(actor, request), self_check=request.requested_by_id == actor.pk)
@@ -119,7 +120,7 @@ def peering_request_approve(*, actor: Any, request_id: Any, comment: str = "") -
     return request
 
 
-def peering_request_reject(*, actor: Any, request_id: Any, comment: str) -> PeeringRequest:
+def peering_request_reject(*, actor: User, request_id: uuid.UUID | str, comment: str) -> PeeringRequest:
     with transaction.atomic():
         request = get_visible_request(actor, request_id)
         require(permissions.why_not_decide(actor, request), self_check=request.requested_by_id == actor.pk)
@@ -139,7 +140,7 @@ def peering_request_reject(*, actor: Any, request_id: Any, comment: str) -> Peer
         )
 
 
-def peering_request_cancel(*, actor: Any, request_id: Any, comment: str = "") -> PeeringRequest:
+def peering_request_cancel(*, actor: User, request_id: uuid.UUID | str, comment: str = "") -> PeeringRequest:
     with transaction.atomic():
         request = get_visible_request(actor, request_id)
         require(permissions.why_not_cancel(actor, request))
@@ -150,7 +151,7 @@ def peering_request_cancel(*, actor: Any, request_id: Any, comment: str = "") ->
         )
 
 
-def peering_request_retry(*, actor: Any, request_id: Any) -> PeeringRequest:
+def peering_request_retry(*, actor: User, request_id: uuid.UUID | str) -> PeeringRequest:
     with transaction.atomic():
         request = get_visible_request(actor, request_id)
         require(permissions.why_not_operate(actor, request))
@@ -172,7 +173,7 @@ def peering_request_retry(*, actor: Any, request_id: Any) -> PeeringRequest:
     return request
 
 
-def peering_request_decommission(*, actor: Any, request_id: Any, comment: str = "") -> PeeringRequest:
+def peering_request_decommission(*, actor: User, request_id: uuid.UUID | str, comment: str = "") -> PeeringRequest:
     with transaction.atomic():
         request = get_visible_request(actor, request_id)
         require(permissions.why_not_operate(actor, request))
@@ -190,7 +191,7 @@ def peering_request_decommission(*, actor: Any, request_id: Any, comment: str = 
     return request
 
 
-def peering_request_repair(*, actor: Any, request_id: Any) -> PeeringRequest:
+def peering_request_repair(*, actor: User, request_id: uuid.UUID | str) -> PeeringRequest:
     with transaction.atomic():
         request = get_visible_request(actor, request_id)
         require(permissions.why_not_repair(actor, request))

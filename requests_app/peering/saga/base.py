@@ -9,6 +9,7 @@ across an AWS call: the lease (see lease.py) keeps two workers from running one 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -27,7 +28,7 @@ from django.utils import timezone
 from requests_app import audit
 from requests_app.audit import AuditAction
 from requests_app.aws.gateway import AwsGateway, get_gateway
-from requests_app.aws.types import AccountRef, AwsError, PeeringInfo, TransientAwsError
+from requests_app.aws.types import AccountRef, AwsError, PeeringInfo, RouteTableInfo, TransientAwsError
 from requests_app.domain.plan import RouteSpec
 from requests_app.domain.status import Status
 from requests_app.inventory.sync import account_ref
@@ -256,23 +257,21 @@ class SagaBase:
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
 
-    def _tables_by_side(self, *, strict: bool = True) -> dict[str, dict[str, Any]]:
+    def _tables_by_side(self, *, strict: bool = True) -> dict[str, dict[str, RouteTableInfo]]:
         """The chosen route tables as AWS has them now. A table deleted in AWS fails provisioning
         (strict) but is simply absent for teardown, which must still remove everything else."""
         wanted: dict[str, list[str]] = defaultdict(list)
         for spec in self.routes:
             if spec.route_table_id not in wanted[spec.side]:
                 wanted[spec.side].append(spec.route_table_id)
-        tables: dict[str, dict[str, Any]] = {}
+        tables: dict[str, dict[str, RouteTableInfo]] = {}
         for side, ids in wanted.items():
             account, region = self.sides.side(side)
             described = self.aws(
                 "DescribeRouteTables",
                 account,
                 region,
-                lambda account=account, region=region, ids=ids: self.gateway.describe_route_tables(
-                    account, region, ids, skip_missing=True
-                ),
+                functools.partial(self.gateway.describe_route_tables, account, region, ids, skip_missing=True),
                 route_table_ids=ids,
             )
             tables[side] = {t.route_table_id: t for t in described if t.route_table_id in ids}

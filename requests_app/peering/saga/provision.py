@@ -7,7 +7,6 @@ has no id for adopts it. Any permanent failure tears down what was made (see tea
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -15,7 +14,7 @@ from django.utils import timezone
 
 from requests_app import audit
 from requests_app.audit import AuditAction
-from requests_app.aws.types import PeeringInfo, PermanentAwsError
+from requests_app.aws.types import PeeringInfo, PermanentAwsError, RouteTableInfo
 from requests_app.domain.plan import RouteSpec
 from requests_app.domain.status import Status
 from requests_app.models import ManagedRoute, PeeringRequest, ProvisioningStep
@@ -198,7 +197,9 @@ class Provisioning(Teardown):
                 step.outcome = self._ensure_route(spec, tables, connection_id)
                 self._record_route(spec, ManagedRoute.State.CREATED)
 
-    def _ensure_route(self, spec: RouteSpec, tables: dict[str, dict[str, Any]] | None, connection_id: str) -> str:
+    def _ensure_route(
+        self, spec: RouteSpec, tables: dict[str, dict[str, RouteTableInfo]] | None, connection_id: str
+    ) -> str:
         if tables is not None:
             existing = tables[spec.side][spec.route_table_id].route_to(spec.destination)
             if existing is not None:
