@@ -17,14 +17,16 @@ from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
+from django.contrib.contenttypes.fields import GenericForeignKey
 from django.db import models, transaction
-from django.db.models import QuerySet
+from django.db.models import ForeignObjectRel, QuerySet
 from django.http import HttpRequest
 from django.utils.text import capfirst
 
 from requests_app import audit
 from requests_app.audit import AuditAction
 from requests_app.core import errors
+from requests_app.core.http import signed_in_user
 from requests_app.integrations import services as integration_services
 from requests_app.inventory import services as inventory_services
 from requests_app.models import (
@@ -47,7 +49,7 @@ from requests_app.models import (
 SECRET_FIELDS = frozenset({"password", "secret", "key_hash"})
 
 
-def _value(obj: models.Model, field: models.Field[Any, Any]) -> Any:
+def _value(obj: models.Model, field: models.Field[Any, Any] | ForeignObjectRel | GenericForeignKey) -> Any:
     if field.name in SECRET_FIELDS:
         return "(changed; not recorded)"
     if field.many_to_many:
@@ -116,7 +118,8 @@ class SafeModelMultipleChoiceField(forms.ModelMultipleChoiceField):
             raise forms.ValidationError(
                 self.error_messages["invalid_choice"], code="invalid_choice", params={"value": "…"}
             )
-        return super()._check_values(value)
+        # A private method of Django's field, the one that looks the ids up; django-stubs does not list it.
+        return super()._check_values(value)  # type: ignore[misc]
 
 
 class PortalAdmin(admin.ModelAdmin):
@@ -147,7 +150,7 @@ class AuditedAdmin(PortalAdmin):
     def _audit(self, request: HttpRequest, action: AuditAction, obj: models.Model, fields: dict[str, Any]) -> None:
         audit.record(
             action=action,
-            actor=request.user,
+            actor=signed_in_user(request),
             message=f"{obj._meta.verbose_name} {obj}",
             data={"model": obj._meta.label_lower, "object_id": str(obj.pk), "fields": fields},
         )
@@ -188,7 +191,7 @@ class ReadOnlyAdmin(PortalAdmin):
         return False
 
 
-def _refusal_to_form_error(form: forms.Form, exc: errors.PortalError) -> None:
+def _refusal_to_form_error(form: forms.BaseForm, exc: errors.PortalError) -> None:
     field = exc.attr if exc.attr in form.fields else None
     form.add_error(field, f"{exc.detail} ({exc.code})")
 
@@ -216,7 +219,8 @@ class AwsAccountForm(forms.ModelForm):
         ]
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data  # what ModelForm.clean returns
         try:
             inventory_services.aws_account_check(name=cleaned.get("name", ""), regions=cleaned.get("regions") or [])
         except errors.PortalError as exc:
@@ -240,7 +244,7 @@ class AwsAccountAdmin(AuditedAdmin):
             return
         # Registration is the API's use case, with its checks and its audit event.
         registered = inventory_services.aws_account_register(
-            actor=request.user,
+            actor=signed_in_user(request),
             account_id=obj.account_id,
             name=obj.name,
             department=obj.department.slug,
@@ -259,7 +263,8 @@ class VpcCidrInline(admin.TabularInline):
     model = VpcCidr
     extra = 0
     # What a sync read from AWS; the address range is derived from the block and never typed in.
-    fields = readonly_fields = ["cidr", "is_primary"]
+    fields = ["cidr", "is_primary"]
+    readonly_fields = ["cidr", "is_primary"]
     can_delete = False
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -335,7 +340,8 @@ class WebhookForm(forms.ModelForm):
         fields = ["url", "events", "active"]
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data  # what ModelForm.clean returns
         events = cleaned.get("events")
         if events is not None and (
             not isinstance(events, list) or not events or not all(isinstance(e, str) for e in events)
@@ -364,10 +370,10 @@ class WebhookAdmin(AuditedAdmin):
         if change:
             changes = {name: form.cleaned_data[name] for name in form.changed_data}
             if changes:
-                integration_services.webhook_update(actor=request.user, webhook_id=obj.pk, **changes)
+                integration_services.webhook_update(actor=signed_in_user(request), webhook_id=obj.pk, **changes)
             return
         hook = integration_services.webhook_register(
-            actor=request.user, url=obj.url, events=obj.events, active=obj.active
+            actor=signed_in_user(request), url=obj.url, events=obj.events, active=obj.active
         )
         obj.pk, obj.secret, obj.created_by, obj.created_at = hook.pk, hook.secret, hook.created_by, hook.created_at
         messages.warning(request, f"Signing secret (shown once, copy it now): {hook.secret}")
@@ -404,7 +410,7 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     def resend(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
         for delivery in queryset:
             integration_services.webhook_resend(
-                actor=request.user, webhook_id=delivery.webhook_id, message_id=delivery.message_id
+                actor=signed_in_user(request), webhook_id=delivery.webhook_id, message_id=delivery.message_id
             )
         messages.success(request, f"{queryset.count()} delivery(ies) queued again.")
 
@@ -422,7 +428,7 @@ class ApiTokenAdmin(ReadOnlyAdmin):
     @admin.action(description="Revoke")
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
         for token in queryset:
-            integration_services.api_token_revoke(actor=request.user, token_id=token.pk)
+            integration_services.api_token_revoke(actor=signed_in_user(request), token_id=token.pk)
         messages.success(request, f"{queryset.count()} token(s) revoked.")
 
 
