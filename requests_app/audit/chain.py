@@ -357,10 +357,10 @@ def publish_anchor(anchor: AnchorDict) -> None:
         os.fsync(out.fileno())  # an anchor is only worth something once it is on disk
 
 
-def anchor_payload(anchor: AnchorDict) -> dict[str, object]:
+def anchor_payload(anchor: AnchorDict) -> AnchorDict:
     """The data of an `audit.anchored` webhook: the anchor itself, so a receiver keeps a copy
     that `manage.py verify_audit --anchor` accepts as it is."""
-    return dict(anchor)
+    return anchor.copy()
 
 
 # --- walking the chain --------------------------------------------------------------------------

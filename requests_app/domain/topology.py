@@ -105,7 +105,7 @@ EDGE_KINDS: tuple[tuple[str, str], ...] = (
 _Z_ORDER = {"unmanaged": 0, "active": 1, "decommissioning": 2, "pending": 3, "drifted": 4, "failed": 5}
 
 
-def edge_kind(status: str, drift: Any = None) -> str | None:
+def edge_kind(status: str, drift: object = None) -> str | None:
     """The colour class of a request's edge; None for requests that draw no edge (terminal ones)."""
     if status in PENDING_STATUSES:
         return "pending"

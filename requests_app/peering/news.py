@@ -6,11 +6,9 @@ commits or rolls back with the change and is sent by a worker after commit.
 
 from __future__ import annotations
 
-from typing import Any
-
 from requests_app.audit import AuditAction
 from requests_app.integrations import webhooks
-from requests_app.models import PeeringRequest
+from requests_app.models import Finding, PeeringRequest
 from requests_app.notifications import outbox as notifications
 
 
@@ -29,7 +27,7 @@ def status_changed(
     )
 
 
-def drift_changed(request: PeeringRequest, findings: list[dict[str, Any]]) -> None:
+def drift_changed(request: PeeringRequest, findings: list[Finding]) -> None:
     if findings:
         notifications.drift_found(request, findings)
     webhooks.queue(request, "peering_request.drift_detected" if findings else "peering_request.drift_cleared")
