@@ -7,6 +7,7 @@ never does, so it talks to boto3 directly rather than through the portal's gatew
 from __future__ import annotations
 
 import os
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -253,7 +254,7 @@ def _claim_the_route_by_hand(hub: Vpc, destination: str) -> None:
     ec2.create_route(RouteTableId=main, DestinationCidrBlock=destination, GatewayId=igw)
 
 
-def _delete_a_route_by_hand(request_id: object) -> None:
+def _delete_a_route_by_hand(request_id: uuid.UUID) -> None:
     """Someone deletes one of the peering's routes in the hub, in the console."""
     request = PeeringRequest.objects.select_related("accepter_vpc__account").get(pk=request_id)
     route = request.routes.filter(side="accepter").order_by("id").first()
