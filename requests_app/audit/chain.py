@@ -171,7 +171,7 @@ def record(
     result: str = "",
     error_code: str = "",
     message: str = "",
-    data: dict[str, Any] | None = None,
+    data: Mapping[str, object] | None = None,
 ) -> AuditEvent:
     """Append one event. Call it inside the transaction that makes the change it records."""
     with transaction.atomic():

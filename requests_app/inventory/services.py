@@ -58,7 +58,7 @@ def aws_account_register(
     return account
 
 
-def aws_account_sync(*, actor: User, account_id: str) -> dict[str, object]:
+def aws_account_sync(*, actor: User, account_id: str) -> sync.SyncReportDict:
     if not permissions.is_admin(actor):
         raise PortalError("permission_denied", "Only administrators sync AWS accounts.", status=403)
     account = AwsAccount.objects.filter(account_id=account_id).first()

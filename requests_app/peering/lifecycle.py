@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -48,7 +49,7 @@ def request_transition(
     actor_label: str | None = None,
     action: AuditAction,
     message: str = "",
-    data: dict[str, Any] | None = None,
+    data: Mapping[str, object] | None = None,
     **fields: Any,
 ) -> PeeringRequest:
     """Move `request` to `target` if it is still in the state we read; audit it in the same transaction.
