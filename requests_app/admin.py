@@ -14,6 +14,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
@@ -155,12 +156,12 @@ class AuditedAdmin(PortalAdmin):
             data={"model": obj._meta.label_lower, "object_id": str(obj.pk), "fields": fields},
         )
 
-    def log_addition(self, request: HttpRequest, obj: models.Model, message: Any) -> Any:
+    def log_addition(self, request: HttpRequest, obj: models.Model, message: Any) -> LogEntry:
         entry = super().log_addition(request, obj, message)
         self._audit(request, AuditAction.ADMIN_ADDED, obj, _changed_fields(obj, []))
         return entry
 
-    def log_change(self, request: HttpRequest, obj: models.Model, message: Any) -> Any:
+    def log_change(self, request: HttpRequest, obj: models.Model, message: Any) -> LogEntry:
         entry = super().log_change(request, obj, message)
         self._audit(request, AuditAction.ADMIN_CHANGED, obj, _changed_fields(obj, message))
         return entry
@@ -181,13 +182,13 @@ class AuditedAdmin(PortalAdmin):
 class ReadOnlyAdmin(PortalAdmin):
     """Read-only: every change goes through the use cases, so it is checked and audited."""
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         return False
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         return False
 
 
@@ -234,7 +235,7 @@ class AwsAccountAdmin(AuditedAdmin):
     list_display = ["account_id", "name", "department", "regions", "last_synced_at"]
     readonly_fields = ["external_id", "last_synced_at"]
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+    def get_readonly_fields(self, request: HttpRequest, obj: AwsAccount | None = None) -> list[str]:
         # An account's id is its identity (its role, its ExternalId): never edited after registration.
         return [*self.readonly_fields, "account_id"] if obj is not None else list(self.readonly_fields)
 
@@ -267,7 +268,7 @@ class VpcCidrInline(admin.TabularInline):
     readonly_fields = ["cidr", "is_primary"]
     can_delete = False
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         return False  # blocks come from AWS (a sync), never typed in
 
 
@@ -363,7 +364,7 @@ class WebhookAdmin(AuditedAdmin):
     form = WebhookForm
     list_display = ["url", "events", "active", "created_at"]
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         return False  # switch it off instead: its deliveries and their log stay
 
     def save_model(self, request: HttpRequest, obj: Webhook, form: forms.ModelForm, change: bool) -> None:
@@ -379,10 +380,10 @@ class WebhookAdmin(AuditedAdmin):
         messages.warning(request, f"Signing secret (shown once, copy it now): {hook.secret}")
 
     # The use cases audit webhook changes themselves.
-    def log_addition(self, request: HttpRequest, obj: models.Model, message: Any) -> Any:
+    def log_addition(self, request: HttpRequest, obj: models.Model, message: Any) -> LogEntry:
         return admin.ModelAdmin.log_addition(self, request, obj, message)
 
-    def log_change(self, request: HttpRequest, obj: models.Model, message: Any) -> Any:
+    def log_change(self, request: HttpRequest, obj: models.Model, message: Any) -> LogEntry:
         return admin.ModelAdmin.log_change(self, request, obj, message)
 
 
@@ -392,7 +393,7 @@ class WebhookAttemptInline(admin.TabularInline):
     can_delete = False
     readonly_fields = ["number", "started_at", "status_code", "latency_ms", "error", "response_excerpt"]
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         return False
 
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.contrib.auth.models import User
+from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import permissions as drf_permissions
 from rest_framework.exceptions import NotAuthenticated
 from rest_framework.filters import OrderingFilter
 from rest_framework.request import Request
+from rest_framework.views import APIView
 
 from requests_app.peering import permissions
 
@@ -37,7 +40,7 @@ def caller(request: Request) -> User:
 
 
 class IsAdmin(drf_permissions.BasePermission):
-    def has_permission(self, request: Request, view: Any) -> bool:
+    def has_permission(self, request: Request, view: APIView) -> bool:
         user = request.user
         return user.is_authenticated and permissions.is_admin(user)
 
@@ -45,6 +48,6 @@ class IsAdmin(drf_permissions.BasePermission):
 class StableOrderingFilter(OrderingFilter):
     """`?ordering=` with the primary key as the last key, so equal values never shuffle between pages."""
 
-    def get_ordering(self, request: Request, queryset: Any, view: Any) -> Any:
+    def get_ordering(self, request: Request, queryset: QuerySet[Any], view: APIView) -> Sequence[str] | None:
         ordering = super().get_ordering(request, queryset, view)
         return [*ordering, "-pk"] if ordering else ordering

@@ -49,7 +49,7 @@ class ObservedPeeringViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, v
         self._routes = inventory_selectors.routes_to_connections([o.connection_id for o in (page or [])])
         return page
 
-    def get_object(self) -> Any:
+    def get_object(self) -> ObservedPeering:
         found = super().get_object()
         self._routes = inventory_selectors.routes_to_connections([found.connection_id])
         return found
