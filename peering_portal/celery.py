@@ -20,8 +20,8 @@ def _check_time_limits(**_: object) -> None:
     from django.conf import settings
     from django.core.exceptions import ImproperlyConfigured
 
-    visibility = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout")
-    if visibility is not None and visibility <= settings.CELERY_TASK_TIME_LIMIT:
+    visibility = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout")  # seconds, on Redis only
+    if isinstance(visibility, int | float) and visibility <= settings.CELERY_TASK_TIME_LIMIT:
         raise ImproperlyConfigured(
             f"CELERY_TASK_TIME_LIMIT ({settings.CELERY_TASK_TIME_LIMIT}s) must be below the broker's "
             f"visibility timeout ({visibility}s)"

@@ -14,16 +14,20 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
+from django.contrib.contenttypes.fields import GenericForeignKey
 from django.db import models, transaction
-from django.db.models import QuerySet
+from django.db.models import ForeignObjectRel, QuerySet
 from django.http import HttpRequest
 from django.utils.text import capfirst
 
 from requests_app import audit
+from requests_app.audit import AuditAction
 from requests_app.core import errors
+from requests_app.core.http import signed_in_user
 from requests_app.integrations import services as integration_services
 from requests_app.inventory import services as inventory_services
 from requests_app.models import (
@@ -46,7 +50,7 @@ from requests_app.models import (
 SECRET_FIELDS = frozenset({"password", "secret", "key_hash"})
 
 
-def _value(obj: models.Model, field: models.Field[Any, Any]) -> Any:
+def _value(obj: models.Model, field: models.Field[Any, Any] | ForeignObjectRel | GenericForeignKey) -> Any:
     if field.name in SECRET_FIELDS:
         return "(changed; not recorded)"
     if field.many_to_many:
@@ -102,20 +106,21 @@ def _ids_in_range(values: Any) -> bool:
     return all(not str(v).strip().lstrip("-").isdigit() or abs(int(str(v).strip())) <= MAX_ID for v in listed)
 
 
-class SafeModelChoiceField(forms.ModelChoiceField):  # type: ignore[type-arg]
+class SafeModelChoiceField(forms.ModelChoiceField):
     def to_python(self, value: Any) -> Any:
         if not _ids_in_range(value):
             raise forms.ValidationError(self.error_messages["invalid_choice"], code="invalid_choice")
         return super().to_python(value)
 
 
-class SafeModelMultipleChoiceField(forms.ModelMultipleChoiceField):  # type: ignore[type-arg]
+class SafeModelMultipleChoiceField(forms.ModelMultipleChoiceField):
     def _check_values(self, value: Any) -> Any:
         if not _ids_in_range(list(value)):
             raise forms.ValidationError(
                 self.error_messages["invalid_choice"], code="invalid_choice", params={"value": "…"}
             )
-        return super()._check_values(value)
+        # A private method of Django's field, the one that looks the ids up; django-stubs does not list it.
+        return super()._check_values(value)  # type: ignore[misc]
 
 
 class PortalAdmin(admin.ModelAdmin):
@@ -143,51 +148,51 @@ class PortalAdmin(admin.ModelAdmin):
 class AuditedAdmin(PortalAdmin):
     """Each addition, change and deletion made in the admin is an audit event too."""
 
-    def _audit(self, request: HttpRequest, action: str, obj: models.Model, fields: dict[str, Any]) -> None:
+    def _audit(self, request: HttpRequest, action: AuditAction, obj: models.Model, fields: dict[str, Any]) -> None:
         audit.record(
             action=action,
-            actor=request.user,
+            actor=signed_in_user(request),
             message=f"{obj._meta.verbose_name} {obj}",
             data={"model": obj._meta.label_lower, "object_id": str(obj.pk), "fields": fields},
         )
 
-    def log_addition(self, request: HttpRequest, obj: models.Model, message: Any) -> Any:
+    def log_addition(self, request: HttpRequest, obj: models.Model, message: Any) -> LogEntry:
         entry = super().log_addition(request, obj, message)
-        self._audit(request, "admin.added", obj, _changed_fields(obj, []))
+        self._audit(request, AuditAction.ADMIN_ADDED, obj, _changed_fields(obj, []))
         return entry
 
-    def log_change(self, request: HttpRequest, obj: models.Model, message: Any) -> Any:
+    def log_change(self, request: HttpRequest, obj: models.Model, message: Any) -> LogEntry:
         entry = super().log_change(request, obj, message)
-        self._audit(request, "admin.changed", obj, _changed_fields(obj, message))
+        self._audit(request, AuditAction.ADMIN_CHANGED, obj, _changed_fields(obj, message))
         return entry
 
     def delete_model(self, request: HttpRequest, obj: models.Model) -> None:
         with transaction.atomic():
-            self._audit(request, "admin.deleted", obj, {})
+            self._audit(request, AuditAction.ADMIN_DELETED, obj, {})
             super().delete_model(request, obj)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         # The bulk "delete selected" action is not wrapped in a transaction by the admin.
         with transaction.atomic():
             for obj in queryset:
-                self._audit(request, "admin.deleted", obj, {})
+                self._audit(request, AuditAction.ADMIN_DELETED, obj, {})
             super().delete_queryset(request, queryset)
 
 
 class ReadOnlyAdmin(PortalAdmin):
     """Read-only: every change goes through the use cases, so it is checked and audited."""
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         return False
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         return False
 
 
-def _refusal_to_form_error(form: forms.Form, exc: errors.PortalError) -> None:
+def _refusal_to_form_error(form: forms.BaseForm, exc: errors.PortalError) -> None:
     field = exc.attr if exc.attr in form.fields else None
     form.add_error(field, f"{exc.detail} ({exc.code})")
 
@@ -215,7 +220,8 @@ class AwsAccountForm(forms.ModelForm):
         ]
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data  # what ModelForm.clean returns
         try:
             inventory_services.aws_account_check(name=cleaned.get("name", ""), regions=cleaned.get("regions") or [])
         except errors.PortalError as exc:
@@ -229,7 +235,7 @@ class AwsAccountAdmin(AuditedAdmin):
     list_display = ["account_id", "name", "department", "regions", "last_synced_at"]
     readonly_fields = ["external_id", "last_synced_at"]
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+    def get_readonly_fields(self, request: HttpRequest, obj: AwsAccount | None = None) -> list[str]:
         # An account's id is its identity (its role, its ExternalId): never edited after registration.
         return [*self.readonly_fields, "account_id"] if obj is not None else list(self.readonly_fields)
 
@@ -239,7 +245,7 @@ class AwsAccountAdmin(AuditedAdmin):
             return
         # Registration is the API's use case, with its checks and its audit event.
         registered = inventory_services.aws_account_register(
-            actor=request.user,
+            actor=signed_in_user(request),
             account_id=obj.account_id,
             name=obj.name,
             department=obj.department.slug,
@@ -258,10 +264,11 @@ class VpcCidrInline(admin.TabularInline):
     model = VpcCidr
     extra = 0
     # What a sync read from AWS; the address range is derived from the block and never typed in.
-    fields = readonly_fields = ["cidr", "is_primary"]
+    fields = ["cidr", "is_primary"]
+    readonly_fields = ["cidr", "is_primary"]
     can_delete = False
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         return False  # blocks come from AWS (a sync), never typed in
 
 
@@ -334,7 +341,8 @@ class WebhookForm(forms.ModelForm):
         fields = ["url", "events", "active"]
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data  # what ModelForm.clean returns
         events = cleaned.get("events")
         if events is not None and (
             not isinstance(events, list) or not events or not all(isinstance(e, str) for e in events)
@@ -356,26 +364,26 @@ class WebhookAdmin(AuditedAdmin):
     form = WebhookForm
     list_display = ["url", "events", "active", "created_at"]
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         return False  # switch it off instead: its deliveries and their log stay
 
     def save_model(self, request: HttpRequest, obj: Webhook, form: forms.ModelForm, change: bool) -> None:
         if change:
             changes = {name: form.cleaned_data[name] for name in form.changed_data}
             if changes:
-                integration_services.webhook_update(actor=request.user, webhook_id=obj.pk, **changes)
+                integration_services.webhook_update(actor=signed_in_user(request), webhook_id=obj.pk, **changes)
             return
         hook = integration_services.webhook_register(
-            actor=request.user, url=obj.url, events=obj.events, active=obj.active
+            actor=signed_in_user(request), url=obj.url, events=obj.events, active=obj.active
         )
         obj.pk, obj.secret, obj.created_by, obj.created_at = hook.pk, hook.secret, hook.created_by, hook.created_at
         messages.warning(request, f"Signing secret (shown once, copy it now): {hook.secret}")
 
     # The use cases audit webhook changes themselves.
-    def log_addition(self, request: HttpRequest, obj: models.Model, message: Any) -> Any:
+    def log_addition(self, request: HttpRequest, obj: models.Model, message: Any) -> LogEntry:
         return admin.ModelAdmin.log_addition(self, request, obj, message)
 
-    def log_change(self, request: HttpRequest, obj: models.Model, message: Any) -> Any:
+    def log_change(self, request: HttpRequest, obj: models.Model, message: Any) -> LogEntry:
         return admin.ModelAdmin.log_change(self, request, obj, message)
 
 
@@ -385,7 +393,7 @@ class WebhookAttemptInline(admin.TabularInline):
     can_delete = False
     readonly_fields = ["number", "started_at", "status_code", "latency_ms", "error", "response_excerpt"]
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: models.Model | None = None) -> bool:
         return False
 
 
@@ -403,7 +411,7 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
     def resend(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
         for delivery in queryset:
             integration_services.webhook_resend(
-                actor=request.user, webhook_id=delivery.webhook_id, message_id=delivery.message_id
+                actor=signed_in_user(request), webhook_id=delivery.webhook_id, message_id=delivery.message_id
             )
         messages.success(request, f"{queryset.count()} delivery(ies) queued again.")
 
@@ -421,7 +429,7 @@ class ApiTokenAdmin(ReadOnlyAdmin):
     @admin.action(description="Revoke")
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
         for token in queryset:
-            integration_services.api_token_revoke(actor=request.user, token_id=token.pk)
+            integration_services.api_token_revoke(actor=signed_in_user(request), token_id=token.pk)
         messages.success(request, f"{queryset.count()} token(s) revoked.")
 
 

@@ -92,7 +92,7 @@ Press Ctrl-C to stop everything.
     while not group.stop_requested:
         if dead := group.exited():
             child, status = dead
-            return fail(f"{child.name} exited with {status}: {' '.join(map(str, child.proc.args))}")
+            return fail(f"{child.name} exited with {status}: {' '.join(child.args)}")
         group.pause(1)
     return 0
 

@@ -146,6 +146,7 @@ def _group_members(pgids: set[int]) -> list[int]:
 class Child:
     name: str
     proc: subprocess.Popen[bytes]
+    args: tuple[str, ...] = ()  # the command, as started
 
 
 class ProcessGroup:
@@ -225,7 +226,7 @@ class ProcessGroup:
         finally:
             if out is not None:
                 out.close()
-        self.children.append(Child(name, proc))
+        self.children.append(Child(name, proc, tuple(args)))
         return proc
 
     def run(self, name: str, args: Sequence[str], env: Mapping[str, str]) -> int | None:

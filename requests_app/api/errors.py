@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
@@ -16,13 +16,27 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from requests_app.core.errors import PortalError
+from requests_app.domain.checks import CheckDict
 
 logger = logging.getLogger(__name__)
 
 
-def _flatten(detail: Any, attr: str | None = None) -> list[dict[str, Any]]:
+class ErrorItem(TypedDict):
+    code: str
+    detail: str
+    attr: str | None  # the field or header at fault, if any
+
+
+class ErrorBody(TypedDict):
+    type: str  # validation_error, client_error or server_error
+    errors: list[ErrorItem]
+    checks: NotRequired[list[CheckDict]]  # on a request the checks refused: every check
+
+
+def _flatten(detail: Any, attr: str | None = None) -> list[ErrorItem]:
+    """DRF's nested validation errors, one item per message, `attr` naming where (`routes.0.cidr`)."""
     if isinstance(detail, dict):
-        errors = []
+        errors: list[ErrorItem] = []
         for key, value in detail.items():
             name = key if key != "non_field_errors" else None
             errors += _flatten(value, f"{attr}.{name}" if attr and name else (name or attr))
@@ -39,8 +53,11 @@ def _flatten(detail: Any, attr: str | None = None) -> list[dict[str, Any]]:
     return [{"code": code, "detail": str(detail), "attr": attr}]
 
 
-def error_body(kind: str, errors: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
-    return {"type": kind, "errors": errors, **extra}
+def error_body(kind: str, errors: list[ErrorItem], *, checks: list[CheckDict] | None = None) -> ErrorBody:
+    body: ErrorBody = {"type": kind, "errors": errors}
+    if checks is not None:
+        body["checks"] = checks
+    return body
 
 
 def _django_refusal(exc: Exception) -> Response | None:
@@ -72,7 +89,7 @@ def _django_refusal(exc: Exception) -> Response | None:
             status=status.HTTP_400_BAD_REQUEST,
         )
     if isinstance(exc, DjangoValidationError):
-        errors = [
+        errors: list[ErrorItem] = [
             {
                 "code": error.code or "invalid",
                 "detail": " ".join(error.messages),
@@ -90,7 +107,7 @@ def _django_refusal(exc: Exception) -> Response | None:
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, PortalError):
         if exc.checks is not None:
-            errors = [
+            errors: list[ErrorItem] = [
                 {"code": c["code"], "detail": c["detail"], "attr": c.get("attr")}
                 for c in exc.checks
                 if c["status"] == "fail"
@@ -117,7 +134,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, exceptions.ValidationError):
         response.data = error_body("validation_error", _flatten(exc.detail))
     elif isinstance(exc, exceptions.APIException):
-        code = exc.get_codes() if isinstance(exc.get_codes(), str) else "error"
+        codes = exc.get_codes()
+        code = codes if isinstance(codes, str) else "error"
         if isinstance(exc, exceptions.NotFound):
             code = "not_found"
         response.data = error_body(

@@ -18,6 +18,7 @@ from django.utils import timezone
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from requests_app.api.common import caller
 from requests_app.api.errors import error_body
 from requests_app.models import IdempotencyRecord
 
@@ -58,14 +59,13 @@ def idempotent(view: Callable[..., Response]) -> Callable[..., Response]:
             return _refusal("invalid_idempotency_key", "An Idempotency-Key is at most 255 characters.", 400)
         fingerprint = _fingerprint(request)
         scope = f"{request.method} {request.path}"
-        IdempotencyRecord.objects.filter(user=request.user, key=key, created_at__lt=timezone.now() - TTL).delete()
+        user = caller(request)  # behind the view's permission check: signed in
+        IdempotencyRecord.objects.filter(user=user, key=key, created_at__lt=timezone.now() - TTL).delete()
         try:
             with transaction.atomic():
-                record = IdempotencyRecord.objects.create(
-                    user=request.user, key=key, scope=scope, body_hash=fingerprint
-                )
+                record = IdempotencyRecord.objects.create(user=user, key=key, scope=scope, body_hash=fingerprint)
         except IntegrityError:
-            existing = IdempotencyRecord.objects.get(user=request.user, key=key)
+            existing = IdempotencyRecord.objects.get(user=user, key=key)
             if existing.body_hash != fingerprint or existing.scope != scope:
                 return _refusal(
                     "idempotency_key_reused",

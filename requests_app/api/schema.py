@@ -38,7 +38,9 @@ class ErrorItemSerializer(serializers.Serializer):
 )
 class ErrorSerializer(serializers.Serializer):
     type = serializers.ChoiceField(choices=["validation_error", "client_error", "server_error"])
-    errors = ErrorItemSerializer(many=True)
+    # The field the error body has; DRF's metaclass moves declared fields off the class, so it does
+    # not hide Serializer.errors at run time, but the stubs see the class attribute.
+    errors = ErrorItemSerializer(many=True)  # type: ignore[assignment]
     checks = serializers.ListField(
         child=serializers.DictField(),
         required=False,

@@ -10,7 +10,7 @@ proxy, so a client cannot get a fresh budget by claiming another address.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rest_framework import throttling
 from rest_framework.request import Request
@@ -18,6 +18,11 @@ from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
 from requests_app.core import logins
 from requests_app.models import ApiToken
+
+if TYPE_CHECKING:
+    # Only for annotations: rest_framework.views loads this module (DEFAULT_THROTTLE_CLASSES)
+    # while it is still defining APIView.
+    from rest_framework.views import APIView
 
 
 class AnonRateThrottle(throttling.AnonRateThrottle):
@@ -33,8 +38,11 @@ class TokenRateThrottle(SimpleRateThrottle):
     """The budget of one token (scope `token`)."""
 
     scope = "token"
+    # Set by SimpleRateThrottle.__init__ from the rate (None without one); missing from the stubs.
+    num_requests: int | None
+    duration: int | None
 
-    def get_cache_key(self, request: Any, view: Any) -> str | None:
+    def get_cache_key(self, request: Request, view: APIView) -> str | None:
         if not isinstance(request.auth, ApiToken):
             return None  # not a token call: only the user's limit applies
         return self.cache_format % {"scope": self.scope, "ident": request.auth.pk}
@@ -44,8 +52,10 @@ class UserRateThrottle(SimpleRateThrottle):
     """The budget of one user, across all their tokens and their session (scope `user`)."""
 
     scope = "user"
+    num_requests: int | None  # as TokenRateThrottle's
+    duration: int | None
 
-    def get_cache_key(self, request: Any, view: Any) -> str | None:
+    def get_cache_key(self, request: Request, view: APIView) -> str | None:
         if not request.user or not request.user.is_authenticated:
             return None
         return self.cache_format % {"scope": self.scope, "ident": request.user.pk}
@@ -57,20 +67,21 @@ class TokenAndUserRateThrottle(BaseThrottle):
     def __init__(self) -> None:
         self.wait_for: float | None = None
 
-    def allow_request(self, request: Any, view: Any) -> bool:
-        charged = []
+    def allow_request(self, request: Request, view: APIView) -> bool:
+        charged: list[tuple[SimpleRateThrottle, str, list[float], int]] = []
         for budget in (TokenRateThrottle(), UserRateThrottle()):
             key = budget.get_cache_key(request, view)
-            if key is None or budget.rate is None:
+            limit, duration = budget.num_requests, budget.duration
+            if key is None or limit is None or duration is None:  # no rate configured for this scope
                 continue
             now = budget.timer()
-            history = [t for t in budget.cache.get(key, []) if t > now - budget.duration]
-            if len(history) >= budget.num_requests:
-                self.wait_for = budget.duration - (now - history[-1])
+            history = [t for t in budget.cache.get(key, []) if t > now - duration]
+            if len(history) >= limit:
+                self.wait_for = duration - (now - history[-1])
                 return False
-            charged.append((budget, key, [now, *history]))
-        for budget, key, history in charged:
-            budget.cache.set(key, history, budget.duration)
+            charged.append((budget, key, [now, *history], duration))
+        for throttle, cache_key, history, duration in charged:
+            throttle.cache.set(cache_key, history, duration)
         return True
 
     def wait(self) -> float | None:

@@ -4,6 +4,7 @@
 The names other modules use are re-exported here (`from requests_app import audit`).
 """
 
+from requests_app.audit.actions import AuditAction
 from requests_app.audit.chain import (
     CANONICAL_KEYS,
     GENESIS,
@@ -35,6 +36,7 @@ __all__ = [
     "GENESIS",
     "Anchor",
     "AnchorRefused",
+    "AuditAction",
     "ChainReport",
     "anchor",
     "anchor_event",

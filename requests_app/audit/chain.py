@@ -29,9 +29,11 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
+from requests_app.audit.actions import AuditAction
 from requests_app.models import AuditAnchor, AuditChainHead, AuditEvent, PeeringRequest
 
 GENESIS = "0" * 64
@@ -157,8 +159,8 @@ def _signing_key_index(event: AuditEvent, keys: Sequence[bytes], oldest: int = 0
 # --- appending ----------------------------------------------------------------------------------
 def record(
     *,
-    action: str,
-    actor: Any = None,
+    action: AuditAction,
+    actor: User | None = None,
     actor_label: str | None = None,
     request: PeeringRequest | None = None,
     from_status: str = "",
@@ -169,16 +171,16 @@ def record(
     result: str = "",
     error_code: str = "",
     message: str = "",
-    data: dict[str, Any] | None = None,
+    data: Mapping[str, object] | None = None,
 ) -> AuditEvent:
     """Append one event. Call it inside the transaction that makes the change it records."""
     with transaction.atomic():
         head, _ = AuditChainHead.objects.select_for_update().get_or_create(pk=1)
         event = AuditEvent(
             request=request,
-            actor=actor if getattr(actor, "pk", None) else None,
-            actor_label=actor_label or getattr(actor, "username", "") or "system",
-            action=action,
+            actor=actor if actor is not None and actor.pk else None,
+            actor_label=actor_label or (actor.username if actor is not None else "") or "system",
+            action=str(action),  # stored as the plain string it stands for
             from_status=from_status,
             to_status=to_status,
             operation=operation,
@@ -355,10 +357,10 @@ def publish_anchor(anchor: AnchorDict) -> None:
         os.fsync(out.fileno())  # an anchor is only worth something once it is on disk
 
 
-def anchor_payload(anchor: AnchorDict) -> dict[str, object]:
+def anchor_payload(anchor: AnchorDict) -> AnchorDict:
     """The data of an `audit.anchored` webhook: the anchor itself, so a receiver keeps a copy
     that `manage.py verify_audit --anchor` accepts as it is."""
-    return dict(anchor)
+    return anchor.copy()
 
 
 # --- walking the chain --------------------------------------------------------------------------

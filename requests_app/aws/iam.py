@@ -21,14 +21,15 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import TypeAlias, TypedDict
 
 from django.conf import settings
 
 from requests_app.models import AwsAccount
 
-Json: TypeAlias = "str | list[Json] | dict[str, Json]"
+# Read-only containers, so a list[str] of ARNs is Json (list itself is invariant).
+Json: TypeAlias = "str | Sequence[Json] | Mapping[str, Json]"
 Document: TypeAlias = "dict[str, Json]"
 
 VERSION = "2012-10-17"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from requests_app.domain.checks import CheckDict
 
 
 class PortalError(Exception):
@@ -15,7 +15,7 @@ class PortalError(Exception):
         *,
         status: int = 400,
         attr: str | None = None,
-        checks: list[dict[str, Any]] | None = None,
+        checks: list[CheckDict] | None = None,
     ) -> None:
         self.code = code
         self.detail = detail

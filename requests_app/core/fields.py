@@ -26,12 +26,12 @@ class UtcDateTimeField(forms.DateTimeField):
         return _in_utc(super().to_python(value))
 
 
-class UtcIsoDateTimeField(IsoDateTimeField):  # type: ignore[misc]
+class UtcIsoDateTimeField(IsoDateTimeField):
     def to_python(self, value: Any) -> dt.datetime | None:
         return _in_utc(super().to_python(value))
 
 
-class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):  # type: ignore[misc]
+class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
     """An ISO 8601 filter whose moment is compared in UTC (see `UtcIsoDateTimeField`)."""
 
     field_class = UtcIsoDateTimeField

@@ -26,11 +26,11 @@ from django.contrib.admin import AdminSite
 from django.contrib.admin.forms import AdminPasswordChangeForm
 from django.contrib.auth import forms as auth_forms
 from django.contrib.auth.backends import ModelBackend
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.contrib.auth.views import PasswordChangeView, PasswordResetView
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.urls import reverse
 from django.utils.crypto import salted_hmac
 from django.views.decorators.debug import sensitive_variables
@@ -106,7 +106,7 @@ def lockout_message() -> str:
 class ThrottledModelBackend(ModelBackend):
     def authenticate(
         self, request: AnyRequest, username: str | None = None, password: str | None = None, **kwargs: Any
-    ) -> AbstractBaseUser | None:
+    ) -> User | None:
         if username is None:
             username = kwargs.get("username", "")
         if locked(username or "", request):
@@ -136,7 +136,7 @@ class ThrottledPasswordChangeForm(auth_forms.PasswordChangeForm):
     password at the change page as often as it liked, and learn it for the login page.
     """
 
-    def __init__(self, user: AbstractBaseUser, *args: Any, request: HttpRequest | None = None, **kwargs: Any) -> None:
+    def __init__(self, user: User, *args: Any, request: HttpRequest | None = None, **kwargs: Any) -> None:
         super().__init__(user, *args, **kwargs)
         self.request = request
 
@@ -165,7 +165,7 @@ class ThrottledPasswordChangeView(PasswordChangeView):
         return {**super().get_form_kwargs(), "request": self.request}
 
 
-def admin_password_change(site: AdminSite) -> Callable[..., HttpResponse]:
+def admin_password_change(site: AdminSite) -> Callable[..., HttpResponseBase]:
     """`site.password_change` with the throttled form, wrapped like the admin's own views.
 
     Django 5.2's AdminSite.password_change passes `form_class=AdminPasswordChangeForm` to
@@ -173,7 +173,7 @@ def admin_password_change(site: AdminSite) -> Callable[..., HttpResponse]:
     `password_change` route with this copy of that method instead.
     """
 
-    def password_change(request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+    def password_change(request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponseBase:
         defaults: dict[str, Any] = {
             "form_class": ThrottledAdminPasswordChangeForm,
             "success_url": reverse("admin:password_change_done", current_app=site.name),

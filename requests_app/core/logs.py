@@ -6,13 +6,12 @@ import contextlib
 import logging
 from collections.abc import Iterator
 from contextvars import ContextVar
-from typing import Any
 
 current_request_id: ContextVar[str] = ContextVar("peering_request_id", default="-")
 
 
 @contextlib.contextmanager
-def bound(request_id: Any) -> Iterator[None]:
+def bound(request_id: object) -> Iterator[None]:
     """Every log line inside names this peering request."""
     token = current_request_id.set(str(request_id))
     try:

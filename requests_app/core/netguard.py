@@ -36,7 +36,8 @@ from urllib.parse import quote, unquote, urlsplit
 from django.conf import settings
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-SockAddr = tuple[str, int] | tuple[str, int, int, int]
+# As socket.getaddrinfo gives it; (int, bytes) is for families other than IPv4 and IPv6, which `_resolve` skips.
+SockAddr = tuple[str, int] | tuple[str, int, int, int] | tuple[int, bytes]
 
 EXCERPT_BYTES = 500  # how much of an answer's body is kept
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052's well-known prefix: the last 32 bits are the IPv4 address
@@ -213,7 +214,7 @@ def _resolve(host: str, port: int) -> tuple[Address, ...]:
 
 
 # --- connecting to the checked address ----------------------------------------------------------
-def _open_socket(address: Address, timeout: float) -> socket.socket:
+def _open_socket(address: Address, timeout: float | None) -> socket.socket:
     """A TCP connection to exactly this address: no name is looked up here, so none can change."""
     sock = socket.socket(address.family, socket.SOCK_STREAM)
     try:

@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TypedDict
 
 from requests_app.domain import cidrs
 
@@ -20,6 +21,15 @@ class CheckStatus(StrEnum):
     FAIL = "fail"
 
 
+class CheckDict(TypedDict):
+    """A check as JSON: stored on a request (`checks`), in the API's answers and on the pages."""
+
+    code: str
+    status: str  # a CheckStatus value
+    detail: str
+    attr: str | None  # the input field at fault, if any
+
+
 @dataclass(frozen=True)
 class CheckResult:
     code: str
@@ -27,7 +37,7 @@ class CheckResult:
     detail: str
     attr: str | None = None
 
-    def as_dict(self) -> dict[str, str | None]:
+    def as_dict(self) -> CheckDict:
         return {"code": self.code, "status": str(self.status), "detail": self.detail, "attr": self.attr}
 
 

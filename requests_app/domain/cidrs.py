@@ -8,8 +8,8 @@ from collections.abc import Iterable
 
 Network = ipaddress.IPv4Network
 
-RFC1918 = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
-SHARED_ADDRESS_SPACE = ipaddress.ip_network("100.64.0.0/10")
+RFC1918 = tuple(Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
+SHARED_ADDRESS_SPACE = Network("100.64.0.0/10")
 
 
 @functools.lru_cache(maxsize=65536)
@@ -51,7 +51,7 @@ def is_valid(cidr: str) -> bool:
 def overlapping_pairs(left: Iterable[str], right: Iterable[str]) -> list[tuple[str, str]]:
     """Every (left, right) pair of blocks that share at least one address."""
     right_nets = [(c, parse(c)) for c in right]
-    pairs = []
+    pairs: list[tuple[str, str]] = []
     for lc in left:
         ln = parse(lc)
         pairs.extend((lc, rc) for rc, rn in right_nets if ln.overlaps(rn))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,16 @@ class RouteSpec:
         return f"{self.route_table_id}:{self.destination}"
 
 
+class Operation(TypedDict):
+    """One AWS call of a plan, as JSON: stored on a request (`plan`), in the API's answers and on the pages."""
+
+    operation: str
+    account_id: str
+    region: str
+    parameters: dict[str, Any]  # the call's parameters, as the AWS API names them
+    detail: str
+
+
 @dataclass(frozen=True)
 class PeeringPlan:
     requester_account: str
@@ -30,9 +40,9 @@ class PeeringPlan:
     allow_dns_resolution: bool
     routes: tuple[RouteSpec, ...]
 
-    def operations(self) -> list[dict[str, Any]]:
+    def operations(self) -> list[Operation]:
         """The mutating AWS calls provisioning makes, in its order, with their parameters."""
-        ops: list[dict[str, Any]] = [
+        ops: list[Operation] = [
             {
                 "operation": "CreateVpcPeeringConnection",
                 "account_id": self.requester_account,

@@ -105,7 +105,7 @@ EDGE_KINDS: tuple[tuple[str, str], ...] = (
 _Z_ORDER = {"unmanaged": 0, "active": 1, "decommissioning": 2, "pending": 3, "drifted": 4, "failed": 5}
 
 
-def edge_kind(status: str, drift: Any = None) -> str | None:
+def edge_kind(status: str, drift: object = None) -> str | None:
     """The colour class of a request's edge; None for requests that draw no edge (terminal ones)."""
     if status in PENDING_STATUSES:
         return "pending"
@@ -329,7 +329,8 @@ def _region_local(hubs: Sequence[NodeSpec], spokes: Sequence[NodeSpec]) -> _Loca
         by_account[(spoke.account_name, spoke.account_id)].append(spoke)
     for (account_name, account_id), members in sorted(by_account.items()):
         slots.append((account_name or account_id, account_id))
-        slots.extend(sorted(members, key=lambda s: (s.display_name, s.key)))
+        ordered = sorted(members, key=lambda s: (s.display_name, s.key))
+        slots.extend(ordered)
     two_rings = len(slots) > ONE_RING_MAX
     if two_rings and len(slots) % 2:
         slots.append(None)  # keeps inner and outer alternating all the way round

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import TypedDict, Unpack
 
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
 from requests_app import audit
+from requests_app.audit import AuditAction
 from requests_app.core import netguard
 from requests_app.core.errors import PortalError
 from requests_app.core.validation import clean_line
@@ -48,18 +51,28 @@ def webhook_check(*, url: str | None = None, events: list[str] | None = None) ->
         refuse_private_destination(url)
 
 
-def webhook_register(*, actor: Any, url: str, events: list[str], active: bool = True) -> Any:
+def webhook_register(*, actor: User, url: str, events: list[str], active: bool = True) -> Webhook:
 
     if not permissions.is_admin(actor):
         raise PortalError("permission_denied", "Only administrators register webhooks.", status=403)
     webhook_check(url=url, events=events)
     with transaction.atomic():
         hook = Webhook.objects.create(url=url, events=events, active=active, created_by=actor, secret=new_secret())
-        audit.record(action="webhook.registered", actor=actor, data={"url": netguard.redacted(url), "events": events})
+        audit.record(
+            action=AuditAction.WEBHOOK_REGISTERED, actor=actor, data={"url": netguard.redacted(url), "events": events}
+        )
     return hook
 
 
-def webhook_update(*, actor: Any, webhook_id: int, **changes: Any) -> Any:
+class WebhookChanges(TypedDict, total=False):
+    """What `webhook_update` may change: any of these, and nothing else."""
+
+    url: str
+    events: list[str]
+    active: bool
+
+
+def webhook_update(*, actor: User, webhook_id: int, **changes: Unpack[WebhookChanges]) -> Webhook:
     """Change an endpoint's URL, events or active flag (admins); the secret never changes here."""
 
     if not permissions.is_admin(actor):
@@ -73,11 +86,11 @@ def webhook_update(*, actor: Any, webhook_id: int, **changes: Any) -> Any:
             setattr(hook, name, value)
         hook.save(update_fields=list(changes))
         shown = {**changes, **({"url": netguard.redacted(changes["url"])} if "url" in changes else {})}
-        audit.record(action="webhook.changed", actor=actor, data={"webhook": hook.pk, **shown})
+        audit.record(action=AuditAction.WEBHOOK_CHANGED, actor=actor, data={"webhook": hook.pk, **shown})
     return hook
 
 
-def webhook_resend(*, actor: Any, webhook_id: int, message_id: str) -> Any:
+def webhook_resend(*, actor: User, webhook_id: int, message_id: str) -> WebhookDelivery:
     """Send a delivery again, with the same webhook-id (admins)."""
 
     if not permissions.is_admin(actor):
@@ -96,7 +109,7 @@ def webhook_resend(*, actor: Any, webhook_id: int, message_id: str) -> Any:
             )
         webhooks.resend(delivery)
         audit.record(
-            action="webhook.resent",
+            action=AuditAction.WEBHOOK_RESENT,
             actor=actor,
             request=delivery.request,
             data={"webhook": webhook_id, "message_id": message_id, "event_type": delivery.event_type},
@@ -106,7 +119,9 @@ def webhook_resend(*, actor: Any, webhook_id: int, message_id: str) -> Any:
 
 
 # --- API tokens ------------------------------------------------------------------------------
-def api_token_create(*, actor: Any, name: str, read_only: bool = False, expires_at: Any = None) -> tuple[Any, str]:
+def api_token_create(
+    *, actor: User, name: str, read_only: bool = False, expires_at: datetime | None = None
+) -> tuple[ApiToken, str]:
     """A named token for the caller; the key is returned once and only its hash is kept."""
 
     clean_line(name, "name", max_length=text.MAX_LINE)
@@ -120,7 +135,7 @@ def api_token_create(*, actor: Any, name: str, read_only: bool = False, expires_
         token, key = issued.token, issued.key
         for old in issued.replaced:  # the user's live token of the same name, replaced by this one
             audit.record(
-                action="token.revoked",
+                action=AuditAction.TOKEN_REVOKED,
                 actor=actor,
                 data={
                     "token": old.pk,
@@ -131,7 +146,7 @@ def api_token_create(*, actor: Any, name: str, read_only: bool = False, expires_
                 },
             )
         audit.record(
-            action="token.created",
+            action=AuditAction.TOKEN_CREATED,
             actor=actor,
             data={
                 "token": token.pk,
@@ -144,7 +159,7 @@ def api_token_create(*, actor: Any, name: str, read_only: bool = False, expires_
     return token, key
 
 
-def api_token_revoke(*, actor: Any, token_id: Any) -> Any:
+def api_token_revoke(*, actor: User, token_id: int | str) -> ApiToken:
     """Revoke one of your tokens (administrators: anyone's). Others' tokens answer 404."""
 
     with transaction.atomic():
@@ -158,7 +173,7 @@ def api_token_revoke(*, actor: Any, token_id: Any) -> Any:
             token.revoked_at = timezone.now()
             token.save(update_fields=["revoked_at"])
             audit.record(
-                action="token.revoked",
+                action=AuditAction.TOKEN_REVOKED,
                 actor=actor,
                 data={"token": token.pk, "name": token.name, "prefix": token.prefix, "owner": token.user.username},
             )

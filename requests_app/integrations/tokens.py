@@ -20,12 +20,13 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
+from rest_framework.request import Request
 
 from requests_app.models import ApiToken
 
@@ -56,7 +57,7 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def live(user: AbstractBaseUser, now: datetime | None = None) -> QuerySet[ApiToken]:
+def live(user: User, now: datetime | None = None) -> QuerySet[ApiToken]:
     """The user's tokens that still authenticate: not revoked, not expired."""
     now = now or timezone.now()
     return ApiToken.objects.filter(user=user, revoked_at__isnull=True).filter(
@@ -65,7 +66,7 @@ def live(user: AbstractBaseUser, now: datetime | None = None) -> QuerySet[ApiTok
 
 
 def issue(
-    user: AbstractBaseUser, name: str, *, read_only: bool = False, expires_at: datetime | None = None
+    user: User, name: str, *, read_only: bool = False, expires_at: datetime | None = None
 ) -> tuple[ApiToken, str]:
     """Create a token; the plaintext key is returned here and never again.
 
@@ -78,9 +79,7 @@ def issue(
     return token, key
 
 
-def rotate(
-    user: AbstractBaseUser, name: str, *, read_only: bool = False, expires_at: datetime | None = None
-) -> Rotation:
+def rotate(user: User, name: str, *, read_only: bool = False, expires_at: datetime | None = None) -> Rotation:
     """Issue the user's token called `name`, revoking their live one of that name if any.
 
     Refused with TokenLimitReached when the user would hold more than API_TOKENS_PER_USER live
@@ -114,7 +113,7 @@ class HashedTokenAuthentication(authentication.BaseAuthentication):
 
     keywords = ("token", "bearer")
 
-    def authenticate(self, request: Any) -> tuple[Any, ApiToken] | None:
+    def authenticate(self, request: Request) -> tuple[User, ApiToken] | None:
         parts = authentication.get_authorization_header(request).split()
         if not parts or parts[0].decode(errors="replace").lower() not in self.keywords:
             return None
@@ -135,7 +134,7 @@ class HashedTokenAuthentication(authentication.BaseAuthentication):
             ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
         return token.user, token
 
-    def authenticate_header(self, request: Any) -> str:
+    def authenticate_header(self, request: Request) -> str:
         return "Token"
 
 

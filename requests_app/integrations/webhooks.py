@@ -23,7 +23,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 from django.conf import settings
 from django.db import transaction
@@ -31,8 +31,9 @@ from django.utils import timezone
 from standardwebhooks.webhooks import EmptyWebhookSecretError, WebhookVerificationError
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 
+from requests_app.audit.chain import AnchorDict
 from requests_app.core import netguard, outbox
-from requests_app.models import PeeringRequest, Webhook, WebhookAttempt, WebhookDelivery
+from requests_app.models import Drift, PeeringRequest, Webhook, WebhookAttempt, WebhookDelivery
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +87,36 @@ def subscribed(hook: Webhook, event_type: str) -> bool:
     return any(e in (event_type, "*") or (e.endswith(".*") and event_type.startswith(e[:-1])) for e in hook.events)
 
 
-def request_data(request: PeeringRequest) -> dict[str, Any]:
+class RequestData(TypedDict):
+    """The `data` of every `peering_request.*` event: the request as it is after the change."""
+
+    id: str
+    status: str
+    external_ref: str
+    requester_vpc: str
+    requester_account_id: str
+    requester_region: str
+    accepter_vpc: str
+    accepter_account_id: str
+    accepter_region: str
+    aws_peering_connection_id: str
+    failure_reason: str
+    drift: Drift | None
+    decided_by: str | None  # a user name
+    decision_comment: str
+    updated_at: str | None  # ISO 8601
+    url: str
+
+
+class EventPayload(TypedDict):
+    """A delivery's body (`WebhookDelivery.payload`), frozen when the change happens."""
+
+    type: str  # one of EVENT_TYPES
+    timestamp: str  # ISO 8601, when the change happened
+    data: RequestData | AnchorDict  # AnchorDict for `audit.anchored`
+
+
+def request_data(request: PeeringRequest) -> RequestData:
     """What every webhook says about a request: enough for a ticket without another call."""
     return {
         "id": str(request.pk),
@@ -101,7 +131,7 @@ def request_data(request: PeeringRequest) -> dict[str, Any]:
         "aws_peering_connection_id": request.aws_peering_connection_id,
         "failure_reason": request.failure_reason,
         "drift": request.drift,
-        "decided_by": request.decided_by.username if request.decided_by_id else None,
+        "decided_by": request.decided_by.username if request.decided_by is not None else None,
         "decision_comment": request.decision_comment,
         "updated_at": request.updated_at.isoformat() if request.updated_at else None,
         "url": request.portal_url,
@@ -113,13 +143,13 @@ def queue(request: PeeringRequest, event_type: str) -> int:
     return queue_event(event_type, request_data(request), request)
 
 
-def queue_event(event_type: str, data: dict[str, Any], request: PeeringRequest | None = None) -> int:
+def queue_event(event_type: str, data: RequestData | AnchorDict, request: PeeringRequest | None = None) -> int:
     """As `queue`, for any event: about a request, or not (an audit anchor)."""
     hooks = [h for h in Webhook.objects.filter(active=True) if subscribed(h, event_type)]
     if not hooks:
         return 0
     now = timezone.now()
-    payload = {"type": event_type, "timestamp": now.isoformat(), "data": data}
+    payload: EventPayload = {"type": event_type, "timestamp": now.isoformat(), "data": data}
     deliveries = WebhookDelivery.objects.bulk_create(
         [
             WebhookDelivery(webhook=h, request=request, event_type=event_type, payload=payload, next_attempt_at=now)

@@ -18,6 +18,7 @@ reports on the request.
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -85,7 +86,7 @@ class _Row:
     state: str
     changed_at: datetime
     side: str
-    request_id: object
+    request_id: uuid.UUID
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ def _request_owner(request: PeeringRequest, namer: Namer) -> _Owner:
 def routes_by_table(
     tables: Iterable[RouteTable],
     *,
-    exclude_request: object = None,
+    exclude_request: uuid.UUID | None = None,
     namer: Namer = PLAIN,
 ) -> dict[str, tuple[rules.RouteFacts, ...]]:
     """Each table's routes as the portal knows them: synced from AWS, plus its own work.
@@ -178,8 +179,8 @@ def _merge(
     rows: list[_Row],
     synced_at: datetime | None,
     owners: dict[str, _Owner],
-    requests: dict[object, PeeringRequest],
-    named: dict[object, _Owner],
+    requests: dict[uuid.UUID, PeeringRequest],
+    named: dict[uuid.UUID, _Owner],
 ) -> tuple[rules.RouteFacts, ...]:
     removed = {
         (row.destination, requests[row.request_id].aws_peering_connection_id)
@@ -225,7 +226,7 @@ def _merge(
 def peers_of(
     vpcs: Iterable[Vpc],
     *,
-    exclude_request: object = None,
+    exclude_request: uuid.UUID | None = None,
     namer: Namer = PLAIN,
     routes: dict[str, tuple[rules.RouteFacts, ...]] | None = None,
 ) -> dict[str, tuple[rules.PeerFacts, ...]]:
@@ -240,15 +241,13 @@ def peers_of(
     vpcs = list(vpcs)
     by_pk = {v.pk: v for v in vpcs}
     found: dict[str, list[rules.PeerFacts]] = {v.vpc_id: [] for v in vpcs}
+    holding = PeeringRequest.objects.filter(HOLDS_PAIR).filter(Q(requester_vpc__in=vpcs) | Q(accepter_vpc__in=vpcs))
+    if exclude_request is not None:
+        holding = holding.exclude(pk=exclude_request)
     requests = list(
-        _named_requests(
-            PeeringRequest.objects.filter(HOLDS_PAIR)
-            .filter(Q(requester_vpc__in=vpcs) | Q(accepter_vpc__in=vpcs))
-            .exclude(pk=exclude_request),
-            namer,
-        ).prefetch_related("requester_vpc__cidr_blocks", "accepter_vpc__cidr_blocks")
+        _named_requests(holding, namer).prefetch_related("requester_vpc__cidr_blocks", "accepter_vpc__cidr_blocks")
     )
-    tables_of: dict[tuple[object, str], list[str]] = defaultdict(list)
+    tables_of: dict[tuple[uuid.UUID, str], list[str]] = defaultdict(list)
     for request_id, side, table_id in (
         ManagedRoute.objects.filter(request__in=[r.pk for r in requests])
         .exclude(state=ManagedRoute.State.REMOVED)
@@ -289,11 +288,11 @@ def peers_of(
     others = others.prefetch_related("cidr_blocks", *(["owners"] if namer.needs_owners else []))
     known = {v.vpc_id: v for v in others}
     for seen in observed:
-        for ours, other_id, other_blocks in (
+        for our_id, other_id, other_blocks in (
             (seen.requester_vpc_id, seen.accepter_vpc_id, seen.accepter_cidrs),
             (seen.accepter_vpc_id, seen.requester_vpc_id, seen.requester_cidrs),
         ):
-            if ours not in found:
+            if our_id not in found:
                 continue
             other = known.get(other_id)
             tables = [
@@ -301,7 +300,7 @@ def peers_of(
                 for table_id, table_routes in (routes or {}).items()
                 if any(r.target == seen.connection_id for r in table_routes)
             ]
-            found[ours].append(
+            found[our_id].append(
                 rules.PeerFacts(
                     vpc_id=other_id,
                     label=namer.vpc(other) if other else other_id,

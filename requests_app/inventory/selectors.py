@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from django.contrib.auth.models import User
 from django.db.models import Prefetch, Q, QuerySet
 
 from requests_app.domain.status import Status
@@ -12,14 +11,14 @@ from requests_app.models import ObservedPeering, PeeringRequest, RouteTable, Vpc
 from requests_app.peering import permissions
 
 
-def _vpc_prefetch(prefix: str) -> list[Any]:
+def _vpc_prefetch(prefix: str) -> list[Prefetch]:
     return [
         Prefetch(f"{prefix}cidr_blocks", queryset=VpcCidr.objects.order_by("-is_primary", "cidr")),
         Prefetch(f"{prefix}route_tables", queryset=RouteTable.objects.all()),
     ]
 
 
-def vpcs_visible_to(user: Any) -> QuerySet[Vpc]:
+def vpcs_visible_to(user: User) -> QuerySet[Vpc]:
     """The caller's department's VPCs, the VPCs they own, and every VPC with owners (peer targets)."""
     qs = (
         Vpc.objects.select_related("account__department")
@@ -33,20 +32,20 @@ def vpcs_visible_to(user: Any) -> QuerySet[Vpc]:
     ).distinct()
 
 
-def requester_vpcs_for(user: Any) -> QuerySet[Vpc]:
+def requester_vpcs_for(user: User) -> QuerySet[Vpc]:
     return vpcs_visible_to(user).filter(account__department_id__in=permissions.department_ids(user))
 
 
-def peer_vpcs_for(user: Any) -> QuerySet[Vpc]:
+def peer_vpcs_for(user: User) -> QuerySet[Vpc]:
     return vpcs_visible_to(user).filter(owners__isnull=False).distinct()
 
 
-def hubs_owned_by(user: Any) -> QuerySet[Vpc]:
+def hubs_owned_by(user: User) -> QuerySet[Vpc]:
     """The Services VPCs this user owns, ready for `services.capacities`."""
     return _hubs().filter(pk__in=permissions.owned_vpc_ids(user))
 
 
-def hubs_visible_to(user: Any) -> QuerySet[Vpc]:
+def hubs_visible_to(user: User) -> QuerySet[Vpc]:
     """Every Services VPC (each has owners, so everyone may see it), ready for `services.capacities`."""
     return _hubs()
 
@@ -74,7 +73,7 @@ def vpc_with_facts(vpc_id: str) -> Vpc | None:
     )
 
 
-def observed_peerings_visible_to(user: Any, *, include_managed: bool = False) -> QuerySet[ObservedPeering]:
+def observed_peerings_visible_to(user: User, *, include_managed: bool = False) -> QuerySet[ObservedPeering]:
     """Connections seen in AWS that the portal does not manage, on VPCs of the caller's
     departments or VPCs they own (admins: all); gone ones are left out.
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
+from django.contrib.auth.models import User
 from django.db import transaction
 
 from requests_app import audit
+from requests_app.audit import AuditAction
 from requests_app.aws.types import AwsError
 from requests_app.core.errors import PortalError
 from requests_app.core.validation import clean_line, full_clean
@@ -36,7 +37,7 @@ def aws_account_check(*, name: str, regions: list[str]) -> None:
 
 
 def aws_account_register(
-    *, actor: Any, account_id: str, name: str, department: str, role_arn: str, regions: list[str]
+    *, actor: User, account_id: str, name: str, department: str, role_arn: str, regions: list[str]
 ) -> AwsAccount:
     if not permissions.is_admin(actor):
         raise PortalError("permission_denied", "Only administrators register AWS accounts.", status=403)
@@ -49,7 +50,7 @@ def aws_account_register(
         full_clean(account)
         account.save()
         audit.record(
-            action="account.registered",
+            action=AuditAction.ACCOUNT_REGISTERED,
             actor=actor,
             account_id=account_id,
             data={"name": name, "department": department, "role_arn": role_arn, "regions": regions},
@@ -57,7 +58,7 @@ def aws_account_register(
     return account
 
 
-def aws_account_sync(*, actor: Any, account_id: str) -> dict[str, object]:
+def aws_account_sync(*, actor: User, account_id: str) -> sync.SyncReportDict:
     if not permissions.is_admin(actor):
         raise PortalError("permission_denied", "Only administrators sync AWS accounts.", status=403)
     account = AwsAccount.objects.filter(account_id=account_id).first()
@@ -67,7 +68,7 @@ def aws_account_sync(*, actor: Any, account_id: str) -> dict[str, object]:
         report = sync.sync_account(account)
     except AwsError as exc:
         audit.record(
-            action="account.sync_failed",
+            action=AuditAction.ACCOUNT_SYNC_FAILED,
             actor=actor,
             account_id=account_id,
             result="error",
@@ -76,12 +77,14 @@ def aws_account_sync(*, actor: Any, account_id: str) -> dict[str, object]:
             message=exc.message,
         )
         raise PortalError("aws_error", f"Reading account {account_id} failed: {exc}", status=502) from None
-    audit.record(action="account.synced", actor=actor, account_id=account_id, result="ok", data=report.as_dict())
+    audit.record(
+        action=AuditAction.ACCOUNT_SYNCED, actor=actor, account_id=account_id, result="ok", data=report.as_dict()
+    )
     return report.as_dict()
 
 
 # --- the network: capacity and adoption ----------------------------------------------------------
-def vpc_capacity(*, actor: Any, vpc_id: str) -> network.Capacity:
+def vpc_capacity(*, actor: User, vpc_id: str) -> network.Capacity:
     """Headroom of a VPC the actor may see against each quota, counting live and pending work."""
     vpc = inventory_selectors.vpcs_visible_to(actor).filter(vpc_id=vpc_id).first()
     if vpc is None:

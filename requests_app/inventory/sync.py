@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 from django.conf import settings
 from django.db import transaction
@@ -19,6 +20,16 @@ def account_ref(account: AwsAccount) -> AccountRef:
     return AccountRef(account.account_id, account.role_arn, account.external_id)
 
 
+class SyncReportDict(TypedDict):
+    """What one account's sync found, as the API answers it and the audit event records it."""
+
+    account_id: str
+    vpcs: int
+    route_tables: int
+    peerings: int
+    vanished_vpcs: list[str]  # VPCs the inventory had that AWS no longer has
+
+
 @dataclass
 class SyncReport:
     account_id: str
@@ -27,7 +38,7 @@ class SyncReport:
     peerings: int = 0
     vanished_vpcs: list[str] = field(default_factory=list)
 
-    def as_dict(self) -> dict[str, object]:
+    def as_dict(self) -> SyncReportDict:
         return {
             "account_id": self.account_id,
             "vpcs": self.vpcs,

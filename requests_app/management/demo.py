@@ -7,8 +7,9 @@ never does, so it talks to boto3 directly rather than through the portal's gatew
 from __future__ import annotations
 
 import os
+import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import boto3
 from django.contrib.auth import get_user_model
@@ -132,7 +133,15 @@ def build_sandbox() -> None:
                 _tag(ec2, table_id, table_name)
 
 
-def register_portal(password: str) -> dict[str, Any]:
+class Registered(TypedDict):
+    synced: list[sync.SyncReportDict]  # each demo account's first sync
+
+
+class Seeded(Registered):
+    history: list[str]  # what each story of HISTORY did, in words
+
+
+def register_portal(password: str) -> Registered:
     """Departments, users, accounts, Services VPCs and owners; then read the inventory from AWS."""
     User = get_user_model()
     with transaction.atomic():
@@ -171,12 +180,11 @@ def register_portal(password: str) -> dict[str, Any]:
     return {"synced": reports}
 
 
-def seed(password: str | None = None) -> dict[str, Any]:
+def seed(password: str | None = None) -> Seeded:
     password = password or os.environ.get("DEMO_PASSWORD", "peering-demo")
     build_sandbox()
-    result = register_portal(password)
-    result["history"] = seed_history()
-    return result
+    registered = register_portal(password)
+    return {**registered, "history": seed_history()}
 
 
 # --- a short history, played through the real flow --------------------------------------------------
@@ -253,7 +261,7 @@ def _claim_the_route_by_hand(hub: Vpc, destination: str) -> None:
     ec2.create_route(RouteTableId=main, DestinationCidrBlock=destination, GatewayId=igw)
 
 
-def _delete_a_route_by_hand(request_id: object) -> None:
+def _delete_a_route_by_hand(request_id: uuid.UUID) -> None:
     """Someone deletes one of the peering's routes in the hub, in the console."""
     request = PeeringRequest.objects.select_related("accepter_vpc__account").get(pk=request_id)
     route = request.routes.filter(side="accepter").order_by("id").first()

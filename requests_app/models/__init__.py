@@ -22,7 +22,7 @@ from requests_app.models.inventory import (
 )
 from requests_app.models.notifications import Notification
 from requests_app.models.operations import SchedulerRun
-from requests_app.models.peering import ManagedRoute, PeeringRequest, ProvisioningStep
+from requests_app.models.peering import Drift, Finding, ManagedRoute, PeeringRequest, ProvisioningStep
 
 __all__ = [
     "ApiToken",
@@ -32,6 +32,8 @@ __all__ = [
     "AuditEvent",
     "AwsAccount",
     "Department",
+    "Drift",
+    "Finding",
     "IdempotencyRecord",
     "ManagedRoute",
     "Notification",

@@ -3,14 +3,34 @@
 from __future__ import annotations
 
 import uuid
+from typing import NotRequired, TypedDict
 
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.urls import reverse
 
+from requests_app.domain.checks import CheckDict
+from requests_app.domain.plan import Operation
 from requests_app.domain.status import LIVE_STATUSES, Status
 from requests_app.models.inventory import Department, Vpc
+
+
+class Finding(TypedDict):
+    """One way AWS differs from what the portal made for a request (found by the reconciler,
+    `requests_app.peering.drift`); the route's table and destination when it is about one."""
+
+    kind: str  # connection_gone, dns_option_changed, route_table_gone, route_missing, route_elsewhere
+    detail: str
+    route_table_id: NotRequired[str]
+    destination: NotRequired[str]
+
+
+class Drift(TypedDict):
+    """A request's recorded drift (`PeeringRequest.drift`): when it was found, and what."""
+
+    found_at: str  # ISO 8601
+    findings: list[Finding]
 
 
 class PeeringRequest(models.Model):
@@ -29,10 +49,10 @@ class PeeringRequest(models.Model):
     # Indexed as well as uniquely constrained: SQLite uses a partial index only when a query
     # repeats its exact condition.
     pair_key = models.CharField(max_length=70, editable=False, db_index=True)
-    requester_route_tables = models.JSONField(default=list)
-    accepter_route_tables = models.JSONField(default=list)
-    requester_destination_cidrs = models.JSONField(default=list)
-    accepter_destination_cidrs = models.JSONField(default=list)
+    requester_route_tables: models.JSONField[list[str], list[str]] = models.JSONField(default=list)
+    accepter_route_tables: models.JSONField[list[str], list[str]] = models.JSONField(default=list)
+    requester_destination_cidrs: models.JSONField[list[str], list[str]] = models.JSONField(default=list)
+    accepter_destination_cidrs: models.JSONField[list[str], list[str]] = models.JSONField(default=list)
     allow_dns_resolution = models.BooleanField(default=False)
     justification = models.TextField()
     external_ref = models.CharField(max_length=100, blank=True, db_index=True)
@@ -49,9 +69,9 @@ class PeeringRequest(models.Model):
     failed_operation = models.CharField(max_length=20, blank=True)
     # Made outside the portal and adopted: its connection and routes were found in AWS.
     adopted = models.BooleanField(default=False)
-    checks = models.JSONField(default=list)
-    plan = models.JSONField(default=list)
-    drift = models.JSONField(null=True, blank=True)
+    checks: models.JSONField[list[CheckDict], list[CheckDict]] = models.JSONField(default=list)
+    plan: models.JSONField[list[Operation], list[Operation]] = models.JSONField(default=list)
+    drift: models.JSONField[Drift | None, Drift | None] = models.JSONField(null=True, blank=True)
     # The worker that is working on the request, and until when; another worker (or the
     # sweeper) may take over only after the lease runs out.
     lease_owner = models.CharField(max_length=150, blank=True)

@@ -10,11 +10,11 @@ that stayed pending.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
+from requests_app.audit import AuditAction
 from requests_app.core import outbox
 from requests_app.domain.text import one_line
-from requests_app.models import Notification, PeeringRequest
+from requests_app.models import Finding, Notification, PeeringRequest
 
 logger = logging.getLogger(__name__)
 
@@ -78,18 +78,20 @@ def request_filed(request: PeeringRequest) -> None:
     )
 
 
-def status_changed(request: PeeringRequest, status: str, message: str = "", *, action: str = "") -> None:
+def status_changed(
+    request: PeeringRequest, status: str, message: str = "", *, action: AuditAction | None = None
+) -> None:
     news = _STATUS_NEWS.get(status)
-    if news is None or action == "request.retried":  # a retry re-enters `approved`: nobody decided anything
+    if news is None or action == AuditAction.REQUEST_RETRIED:  # a retry re-enters `approved`: nobody decided anything
         return
-    decided_by = request.decided_by.username if request.decided_by_id else "an approver"
+    decided_by = request.decided_by.username if request.decided_by is not None else "an approver"
     headline = news.format(decided_by=decided_by)
     detail = request.failure_reason if status == "failed" else (message or request.decision_comment)
     text = f"Your peering request {headline}." + (f"\n\n{detail}" if detail else "")
     _queue(request, f"request.{status}", [request.requested_by.email], f"{_pair(request)} {headline}", text)
 
 
-def drift_found(request: PeeringRequest, findings: list[dict[str, Any]]) -> None:
+def drift_found(request: PeeringRequest, findings: list[Finding]) -> None:
     details = "\n".join(f"- {f['detail']}" for f in findings)
     _queue(
         request,

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from requests_app import audit
+from requests_app.audit import AuditAction
 from requests_app.aws.gateway import get_gateway
 from requests_app.aws.types import AwsError
 from requests_app.core.errors import PortalError
@@ -25,7 +26,7 @@ from requests_app.models import ManagedRoute, ObservedPeering, PeeringRequest, V
 from requests_app.peering import news, permissions
 
 
-def adoptable_by(actor: Any, observed: list[ObservedPeering]) -> set[str]:
+def adoptable_by(actor: User, observed: list[ObservedPeering]) -> set[str]:
     """The connections among `observed` that `actor` may adopt (to offer the action on pages)."""
     if permissions.is_admin(actor):
         return {o.connection_id for o in observed}
@@ -42,7 +43,7 @@ def _not_adoptable(reason: str) -> PortalError:
 
 
 def observed_peering_adopt(
-    *, actor: Any, connection_id: str, justification: str, external_ref: str = ""
+    *, actor: User, connection_id: str, justification: str, external_ref: str = ""
 ) -> PeeringRequest:
     """Take over a peering made outside the portal: from now on drift, repair and decommission
     work on it like any other.
@@ -77,9 +78,10 @@ def observed_peering_adopt(
     if outside:
         raise _not_adoptable(f"{', '.join(outside)} is not in the portal's inventory; register and sync its account")
     holder = PeeringRequest.objects.filter(HOLDS_PAIR, aws_peering_connection_id=connection_id).first()
-    if holder is None and seen.portal_request_id:
+    portal_request_id = _uuid_or_none(seen.portal_request_id)
+    if holder is None and portal_request_id is not None:
         holder = PeeringRequest.objects.filter(
-            pk=_uuid_or_none(seen.portal_request_id), status__in=[Status.APPROVED, Status.PROVISIONING]
+            pk=portal_request_id, status__in=[Status.APPROVED, Status.PROVISIONING]
         ).first()
     if holder is not None:
         raise _not_adoptable(f"{connection_id} is already managed by request {holder.pk} ({holder.status})")
@@ -92,8 +94,9 @@ def observed_peering_adopt(
     if info is None or info.status != "active":
         state = info.status if info else "gone"
         raise _not_adoptable(f"{connection_id} is {state} in AWS; only an active peering can be adopted")
-    if info.tag(settings.PEERING_TAG_KEY):
-        tagged = PeeringRequest.objects.filter(pk=_uuid_or_none(info.tag(settings.PEERING_TAG_KEY))).first()
+    tagged_id = _uuid_or_none(info.tag(settings.PEERING_TAG_KEY))
+    if tagged_id is not None:
+        tagged = PeeringRequest.objects.filter(pk=tagged_id).first()
         if tagged is not None and tagged.status not in (Status.DECOMMISSIONED, Status.REJECTED, Status.CANCELLED):
             raise _not_adoptable(f"{connection_id} was made by the portal for request {tagged.pk} ({tagged.status})")
     # Sides as AWS has them: the inventory could have them the wrong way round only if it is stale.
@@ -151,7 +154,7 @@ def observed_peering_adopt(
             )
             ObservedPeering.objects.filter(connection_id=connection_id).update(portal_request_id=str(request.pk))
             audit.record(
-                action="request.adopted",
+                action=AuditAction.REQUEST_ADOPTED,
                 actor=actor,
                 request=request,
                 to_status=Status.ACTIVE,

@@ -8,24 +8,25 @@ missing routes.
 from __future__ import annotations
 
 import logging
-from typing import Any
+import uuid
 
 from django.db import transaction
 from django.utils import timezone
 
 from requests_app import audit
+from requests_app.audit import AuditAction
 from requests_app.aws.gateway import AwsGateway, get_gateway
 from requests_app.core import logs
 from requests_app.domain.status import Status
 from requests_app.inventory.sync import account_ref
-from requests_app.models import PeeringRequest
+from requests_app.models import Drift, Finding, PeeringRequest
 from requests_app.peering import news, preflight
 
 logger = logging.getLogger(__name__)
 LABEL = "reconciler"
 
 
-def findings_for(request: PeeringRequest, gateway: AwsGateway) -> list[dict[str, str]]:
+def findings_for(request: PeeringRequest, gateway: AwsGateway) -> list[Finding]:
     """What differs in AWS from what the portal made for `request`."""
     requester = (account_ref(request.requester_vpc.account), request.requester_vpc.region)
     accepter = (account_ref(request.accepter_vpc.account), request.accepter_vpc.region)
@@ -39,7 +40,7 @@ def findings_for(request: PeeringRequest, gateway: AwsGateway) -> list[dict[str,
                 "detail": f"peering connection {connection_id} is {state} in AWS; the portal will not recreate it",
             }
         ]
-    findings = []
+    findings: list[Finding] = []
     if request.allow_dns_resolution:
         for side, enabled in (("requester", info.requester_dns_resolution), ("accepter", info.accepter_dns_resolution)):
             if not enabled:
@@ -93,13 +94,13 @@ def findings_for(request: PeeringRequest, gateway: AwsGateway) -> list[dict[str,
     return findings
 
 
-def reconcile(request_id: Any, gateway: AwsGateway | None = None) -> dict[str, Any] | None:
+def reconcile(request_id: uuid.UUID | str, gateway: AwsGateway | None = None) -> Drift | None:
     """Record the drift of one active request (or clear it); returns the drift now recorded."""
     with logs.bound(request_id):
         return _reconcile(request_id, gateway or get_gateway())
 
 
-def _reconcile(request_id: Any, gateway: AwsGateway) -> dict[str, Any] | None:
+def _reconcile(request_id: uuid.UUID | str, gateway: AwsGateway) -> Drift | None:
     request = (
         PeeringRequest.objects.select_related("requester_vpc__account", "accepter_vpc__account")
         .filter(pk=request_id, status=Status.ACTIVE)
@@ -108,15 +109,15 @@ def _reconcile(request_id: Any, gateway: AwsGateway) -> dict[str, Any] | None:
     if request is None or not request.aws_peering_connection_id:
         return None
     findings = findings_for(request, gateway)
-    previous = (request.drift or {}).get("findings")
+    previous = request.drift.get("findings") if request.drift else None
     if findings == (previous or []):
         return request.drift
-    drift = {"found_at": timezone.now().isoformat(), "findings": findings} if findings else None
+    drift: Drift | None = {"found_at": timezone.now().isoformat(), "findings": findings} if findings else None
     with transaction.atomic():
         updated = PeeringRequest.objects.filter(pk=request.pk, status=Status.ACTIVE).update(drift=drift)
         if updated:
             audit.record(
-                action="drift.found" if findings else "drift.cleared",
+                action=AuditAction.DRIFT_FOUND if findings else AuditAction.DRIFT_CLEARED,
                 actor_label=LABEL,
                 request=request,
                 message="; ".join(f["detail"] for f in findings) or "AWS matches the portal again",

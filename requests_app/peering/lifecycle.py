@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from requests_app import audit
+from requests_app.audit import AuditAction
 from requests_app.core.errors import PortalError
 from requests_app.domain.status import (
     Action,
@@ -26,7 +29,7 @@ from requests_app.peering import selectors as peering_selectors
 
 
 # --- the request lifecycle ------------------------------------------------------------------
-def get_visible_request(actor: Any, request_id: Any) -> PeeringRequest:
+def get_visible_request(actor: User, request_id: uuid.UUID | str) -> PeeringRequest:
     """The request if the actor may see it; otherwise 404, so ids cannot be probed."""
     try:
         pk = uuid.UUID(str(request_id))
@@ -42,11 +45,11 @@ def request_transition(
     request: PeeringRequest,
     target: Status,
     *,
-    actor: Any = None,
+    actor: User | None = None,
     actor_label: str | None = None,
-    action: str,
+    action: AuditAction,
     message: str = "",
-    data: dict[str, Any] | None = None,
+    data: Mapping[str, object] | None = None,
     **fields: Any,
 ) -> PeeringRequest:
     """Move `request` to `target` if it is still in the state we read; audit it in the same transaction.
@@ -137,7 +140,7 @@ def expire_pending(max_age_seconds: int) -> int:
                 request,
                 Status.EXPIRED,
                 actor_label=EXPIRY_LABEL,
-                action="request.expired",
+                action=AuditAction.REQUEST_EXPIRED,
                 message=f"no decision within {max_age_seconds // 86400} days",
             )
         except PortalError:

@@ -6,10 +6,9 @@ commits or rolls back with the change and is sent by a worker after commit.
 
 from __future__ import annotations
 
-from typing import Any
-
+from requests_app.audit import AuditAction
 from requests_app.integrations import webhooks
-from requests_app.models import PeeringRequest
+from requests_app.models import Finding, PeeringRequest
 from requests_app.notifications import outbox as notifications
 
 
@@ -18,13 +17,17 @@ def request_filed(request: PeeringRequest) -> None:
     webhooks.queue(request, "peering_request.submitted")
 
 
-def status_changed(request: PeeringRequest, status: str, message: str = "", *, action: str = "") -> None:
+def status_changed(
+    request: PeeringRequest, status: str, message: str = "", *, action: AuditAction | None = None
+) -> None:
     notifications.status_changed(request, status, message, action=action)
     # A retry re-enters `approved`; integrations hear it as a retry, not as a second approval.
-    webhooks.queue(request, "peering_request.retried" if action == "request.retried" else f"peering_request.{status}")
+    webhooks.queue(
+        request, "peering_request.retried" if action == AuditAction.REQUEST_RETRIED else f"peering_request.{status}"
+    )
 
 
-def drift_changed(request: PeeringRequest, findings: list[dict[str, Any]]) -> None:
+def drift_changed(request: PeeringRequest, findings: list[Finding]) -> None:
     if findings:
         notifications.drift_found(request, findings)
     webhooks.queue(request, "peering_request.drift_detected" if findings else "peering_request.drift_cleared")

@@ -6,53 +6,57 @@ decide 403 for objects you can see. Each returns None when allowed, or the reaso
 
 from __future__ import annotations
 
-from typing import Any
+from django.contrib.auth.models import User
 
 from requests_app.domain.status import Status
 from requests_app.models import PeeringRequest
 
+# Kept on the user object for the rest of the request: every check of one page asks again.
+_DEPARTMENT_IDS = "_portal_department_ids"
+_OWNED_VPC_IDS = "_portal_owned_vpc_ids"
 
-def department_ids(user: Any) -> set[int]:
+
+def department_ids(user: User) -> set[int]:
     if not user.is_authenticated:
         return set()
-    cached = getattr(user, "_portal_department_ids", None)
+    cached: set[int] | None = getattr(user, _DEPARTMENT_IDS, None)
     if cached is None:
         cached = set(user.departments.values_list("id", flat=True))
-        user._portal_department_ids = cached
+        setattr(user, _DEPARTMENT_IDS, cached)
     return cached
 
 
-def owned_vpc_ids(user: Any) -> set[int]:
+def owned_vpc_ids(user: User) -> set[int]:
     if not user.is_authenticated:
         return set()
-    cached = getattr(user, "_portal_owned_vpc_ids", None)
+    cached: set[int] | None = getattr(user, _OWNED_VPC_IDS, None)
     if cached is None:
         cached = set(user.owned_vpcs.values_list("id", flat=True))
-        user._portal_owned_vpc_ids = cached
+        setattr(user, _OWNED_VPC_IDS, cached)
     return cached
 
 
-def is_admin(user: Any) -> bool:
+def is_admin(user: User) -> bool:
     return bool(user.is_authenticated and user.is_superuser)
 
 
-def is_approver(user: Any) -> bool:
+def is_approver(user: User) -> bool:
     return bool(owned_vpc_ids(user))
 
 
-def is_requester_side(user: Any, request: PeeringRequest) -> bool:
+def is_requester_side(user: User, request: PeeringRequest) -> bool:
     return request.department_id in department_ids(user)
 
 
-def is_accepter_owner(user: Any, request: PeeringRequest) -> bool:
+def is_accepter_owner(user: User, request: PeeringRequest) -> bool:
     return request.accepter_vpc_id in owned_vpc_ids(user)
 
 
-def can_view_request(user: Any, request: PeeringRequest) -> bool:
+def can_view_request(user: User, request: PeeringRequest) -> bool:
     return is_admin(user) or is_requester_side(user, request) or is_accepter_owner(user, request)
 
 
-def why_not_decide(user: Any, request: PeeringRequest) -> str | None:
+def why_not_decide(user: User, request: PeeringRequest) -> str | None:
     """Approve or reject: owners of the accepter VPC only, and never the person who filed it."""
     if request.requested_by_id == user.pk:
         return "you filed this request, so someone else must decide it (separation of duties)"
@@ -61,26 +65,26 @@ def why_not_decide(user: Any, request: PeeringRequest) -> str | None:
     return None
 
 
-def why_not_cancel(user: Any, request: PeeringRequest) -> str | None:
+def why_not_cancel(user: User, request: PeeringRequest) -> str | None:
     if not is_requester_side(user, request):
         return f"only members of {request.department.name} can cancel this request"
     return None
 
 
-def why_not_operate(user: Any, request: PeeringRequest) -> str | None:
+def why_not_operate(user: User, request: PeeringRequest) -> str | None:
     """Retry and decommission: the requesting department or the accepter VPC's owners."""
     if is_requester_side(user, request) or is_accepter_owner(user, request):
         return None
     return "only the requesting department or the peer VPC's owners can do this"
 
 
-def why_not_repair(user: Any, request: PeeringRequest) -> str | None:
+def why_not_repair(user: User, request: PeeringRequest) -> str | None:
     if not is_accepter_owner(user, request):
         return f"only the owners of {request.accepter_vpc.label} can repair this peering"
     return None
 
 
-def allowed_actions(user: Any, request: PeeringRequest) -> list[str]:
+def allowed_actions(user: User, request: PeeringRequest) -> list[str]:
     """The actions to offer this viewer on this request, in its current state."""
     status = request.status
     actions = []

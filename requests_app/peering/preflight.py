@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db.models import Q
 from django.utils import timezone
 
 from requests_app.core.errors import PortalError
 from requests_app.domain import checks as rules
 from requests_app.domain import cidrs
-from requests_app.domain.plan import PeeringPlan, RouteSpec, build_routes
+from requests_app.domain.plan import Operation, PeeringPlan, RouteSpec, build_routes
 from requests_app.inventory import network
 from requests_app.inventory import selectors as inventory_selectors
 from requests_app.inventory.network import HOLDS_PAIR, LIVE_AWS_STATES
@@ -53,11 +56,11 @@ class Evaluation:
         return not rules.failures(self.results)
 
     @property
-    def checks(self) -> list[dict[str, Any]]:
+    def checks(self) -> list[rules.CheckDict]:
         return [r.as_dict() for r in self.results]
 
     @property
-    def operations(self) -> list[dict[str, str]]:
+    def operations(self) -> list[Operation]:
         return self.plan.operations() if self.plan else []
 
 
@@ -102,7 +105,7 @@ class ViewerNamer(network.Namer):
 
     needs_owners = True
 
-    def __init__(self, viewer: Any, department_ids: set[int]) -> None:
+    def __init__(self, viewer: User, department_ids: set[int]) -> None:
         self.viewer = viewer
         self.department_ids = department_ids
 
@@ -116,7 +119,7 @@ class ViewerNamer(network.Namer):
 
 
 def _existing_peerings(
-    vpc_a: str, vpc_b: str, *, exclude_request: Any = None, viewer: Any = None
+    vpc_a: str, vpc_b: str, *, exclude_request: uuid.UUID | None = None, viewer: User | None = None
 ) -> tuple[rules.ExistingPeering, ...]:
     pair_key = PeeringRequest.make_pair_key(vpc_a, vpc_b)
     live = PeeringRequest.objects.filter(HOLDS_PAIR, pair_key=pair_key).select_related("requester_vpc", "accepter_vpc")
@@ -167,14 +170,14 @@ def find_vpc_owning(cidr: str) -> rules.VpcFacts | None:
     return vpc_facts(block.vpc) if block else None
 
 
-def hidden_from(viewer: Any, vpc: Vpc, department_ids: set[int]) -> bool:
+def hidden_from(viewer: User, vpc: Vpc, department_ids: set[int]) -> bool:
     """A VPC the caller may not learn about: not their department's, not one they own, no owners."""
     if permissions.is_admin(viewer) or vpc.account.department_id in department_ids:
         return False
     return not vpc.owners.all() and vpc.pk not in permissions.owned_vpc_ids(viewer)
 
 
-def _visible_owner_finder(viewer: Any, department_ids: set[int]) -> Any:
+def _visible_owner_finder(viewer: User, department_ids: set[int]) -> Callable[[str], rules.VpcFacts | None]:
     def find(cidr: str) -> rules.VpcFacts | None:
         owner = find_vpc_owning(cidr)
         if owner is None:
@@ -186,7 +189,11 @@ def _visible_owner_finder(viewer: Any, department_ids: set[int]) -> Any:
 
 
 def peering_request_evaluate(
-    *, draft: PeeringDraft, department_ids: set[int], viewer: Any = None, exclude_request: Any = None
+    *,
+    draft: PeeringDraft,
+    department_ids: set[int],
+    viewer: User | None = None,
+    exclude_request: uuid.UUID | None = None,
 ) -> Evaluation:
     """Run every rule for a would-be request; creates nothing.
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+import uuid
 
 from django.db.models import Q
 
@@ -27,7 +27,7 @@ def limits_of(account: AwsAccount) -> rules.Limits:
     )
 
 
-def vpc_peering_count(vpc: Vpc, exclude_request: Any) -> int:
+def vpc_peering_count(vpc: Vpc, exclude_request: uuid.UUID | None) -> int:
     portal = PeeringRequest.objects.filter(Q(requester_vpc=vpc) | Q(accepter_vpc=vpc), status__in=network.HOLDING)
     if exclude_request is not None:
         portal = portal.exclude(pk=exclude_request)
@@ -37,7 +37,7 @@ def vpc_peering_count(vpc: Vpc, exclude_request: Any) -> int:
     return portal.count() + unmanaged.count()
 
 
-def outstanding_count(account: AwsAccount, exclude_request: Any) -> int:
+def outstanding_count(account: AwsAccount, exclude_request: uuid.UUID | None) -> int:
     in_flight = PeeringRequest.objects.filter(
         requester_vpc__account=account, status__in=[Status.APPROVED, Status.PROVISIONING]
     )
@@ -54,7 +54,7 @@ def outstanding_counts(accounts: list[AwsAccount]) -> dict[int, int]:
     counts: dict[int, int] = dict.fromkeys((a.pk for a in accounts), 0)
     for account_pk in PeeringRequest.objects.filter(
         requester_vpc__account__in=accounts, status__in=[Status.APPROVED, Status.PROVISIONING]
-    ).values_list("requester_vpc__account_id", flat=True):
+    ).values_list("requester_vpc__account__id", flat=True):  # the account's pk (django-stubs misreads `account_id`)
         counts[account_pk] += 1
     by_number = {a.account_id: a.pk for a in accounts}
     for number in ObservedPeering.objects.filter(

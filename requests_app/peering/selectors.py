@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
+from django.contrib.auth.models import User
 from django.db.models import Q, QuerySet
 
 from requests_app.domain.status import Status
@@ -12,7 +12,7 @@ from requests_app.models import AuditEvent, PeeringRequest
 from requests_app.peering import permissions
 
 
-def requests_visible_to(user: Any) -> QuerySet[PeeringRequest]:
+def requests_visible_to(user: User) -> QuerySet[PeeringRequest]:
     qs = PeeringRequest.objects.select_related(
         "requester_vpc__account__department",
         "accepter_vpc__account__department",
@@ -23,7 +23,7 @@ def requests_visible_to(user: Any) -> QuerySet[PeeringRequest]:
     return _visible(user, qs)
 
 
-def _visible(user: Any, qs: QuerySet[PeeringRequest]) -> QuerySet[PeeringRequest]:
+def _visible(user: User, qs: QuerySet[PeeringRequest]) -> QuerySet[PeeringRequest]:
     if permissions.is_admin(user):
         return qs
     return qs.filter(
@@ -31,7 +31,7 @@ def _visible(user: Any, qs: QuerySet[PeeringRequest]) -> QuerySet[PeeringRequest
     )
 
 
-def requests_for_api(user: Any) -> QuerySet[PeeringRequest]:
+def requests_for_api(user: User) -> QuerySet[PeeringRequest]:
     """What the API's request serializer reads, and nothing more (the pages need more joins)."""
     qs = PeeringRequest.objects.select_related(
         "requester_vpc", "accepter_vpc", "requested_by", "decided_by", "department"
@@ -39,8 +39,7 @@ def requests_for_api(user: Any) -> QuerySet[PeeringRequest]:
     return _visible(user, qs)
 
 
-def request_is_visible(user: Any, request_id: Any) -> bool:
-
+def request_is_visible(user: User, request_id: uuid.UUID | str) -> bool:
     try:
         pk = uuid.UUID(str(request_id))
     except ValueError:
@@ -48,7 +47,7 @@ def request_is_visible(user: Any, request_id: Any) -> bool:
     return _visible(user, PeeringRequest.objects.filter(pk=pk)).exists()
 
 
-def approval_queue_for(user: Any) -> QuerySet[PeeringRequest]:
+def approval_queue_for(user: User) -> QuerySet[PeeringRequest]:
     """Requests waiting on VPCs this user owns, oldest first; their own requests excluded."""
     return (
         requests_visible_to(user)
@@ -58,7 +57,7 @@ def approval_queue_for(user: Any) -> QuerySet[PeeringRequest]:
     )
 
 
-def events_visible_to(user: Any) -> QuerySet[AuditEvent]:
+def events_visible_to(user: User) -> QuerySet[AuditEvent]:
     qs = AuditEvent.objects.select_related("request")
     if permissions.is_admin(user):
         return qs

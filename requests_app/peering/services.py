@@ -7,12 +7,14 @@ event, and send worker tasks (by name) only once the transaction has committed.
 from __future__ import annotations
 
 import logging
-from typing import Any
+import uuid
 
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from requests_app import audit
+from requests_app.audit import AuditAction
 from requests_app.core import outbox
 from requests_app.core.errors import PortalError
 from requests_app.core.validation import clean_line, clean_text
@@ -42,7 +44,7 @@ from requests_app.peering.saga.lease import queued
 logger = logging.getLogger(__name__)
 
 
-def peering_request_submit(*, actor: Any, draft: PeeringDraft) -> PeeringRequest:
+def peering_request_submit(*, actor: User, draft: PeeringDraft) -> PeeringRequest:
     clean_text(draft.justification, "justification")
     clean_line(draft.external_ref, "external_ref", max_length=text.MAX_LINE)
     evaluation = peering_request_evaluate(draft=draft, department_ids=permissions.department_ids(actor), viewer=actor)
@@ -78,7 +80,7 @@ def peering_request_submit(*, actor: Any, draft: PeeringDraft) -> PeeringRequest
                 ).results
             ) from None
         audit.record(
-            action="request.submitted",
+            action=AuditAction.REQUEST_SUBMITTED,
             actor=actor,
             request=request,
             to_status=Status.PENDING_APPROVAL,
@@ -89,7 +91,7 @@ def peering_request_submit(*, actor: Any, draft: PeeringDraft) -> PeeringRequest
     return request
 
 
-def peering_request_approve(*, actor: Any, request_id: Any, comment: str = "") -> PeeringRequest:
+def peering_request_approve(*, actor: User, request_id: uuid.UUID | str, comment: str = "") -> PeeringRequest:
     with transaction.atomic():
         request = get_visible_request(actor, request_id)
         require(permissions.why_not_decide(actor, request), self_check=request.requested_by_id == actor.pk)
@@ -106,7 +108,7 @@ def peering_request_approve(*, actor: Any, request_id: Any, comment: str = "") -
             request,
             Status.APPROVED,
             actor=actor,
-            action="request.approved",
+            action=AuditAction.REQUEST_APPROVED,
             message=comment,
             decided_by=actor,
             decided_at=timezone.now(),
@@ -118,7 +120,7 @@ def peering_request_approve(*, actor: Any, request_id: Any, comment: str = "") -
     return request
 
 
-def peering_request_reject(*, actor: Any, request_id: Any, comment: str) -> PeeringRequest:
+def peering_request_reject(*, actor: User, request_id: uuid.UUID | str, comment: str) -> PeeringRequest:
     with transaction.atomic():
         request = get_visible_request(actor, request_id)
         require(permissions.why_not_decide(actor, request), self_check=request.requested_by_id == actor.pk)
@@ -130,7 +132,7 @@ def peering_request_reject(*, actor: Any, request_id: Any, comment: str) -> Peer
             request,
             Status.REJECTED,
             actor=actor,
-            action="request.rejected",
+            action=AuditAction.REQUEST_REJECTED,
             message=comment,
             decided_by=actor,
             decided_at=timezone.now(),
@@ -138,16 +140,18 @@ def peering_request_reject(*, actor: Any, request_id: Any, comment: str) -> Peer
         )
 
 
-def peering_request_cancel(*, actor: Any, request_id: Any, comment: str = "") -> PeeringRequest:
+def peering_request_cancel(*, actor: User, request_id: uuid.UUID | str, comment: str = "") -> PeeringRequest:
     with transaction.atomic():
         request = get_visible_request(actor, request_id)
         require(permissions.why_not_cancel(actor, request))
         require_action(Action.CANCEL, request)
         comment = clean_text(comment, "comment")
-        return request_transition(request, Status.CANCELLED, actor=actor, action="request.cancelled", message=comment)
+        return request_transition(
+            request, Status.CANCELLED, actor=actor, action=AuditAction.REQUEST_CANCELLED, message=comment
+        )
 
 
-def peering_request_retry(*, actor: Any, request_id: Any) -> PeeringRequest:
+def peering_request_retry(*, actor: User, request_id: uuid.UUID | str) -> PeeringRequest:
     with transaction.atomic():
         request = get_visible_request(actor, request_id)
         require(permissions.why_not_operate(actor, request))
@@ -157,7 +161,7 @@ def peering_request_retry(*, actor: Any, request_id: Any) -> PeeringRequest:
             request,
             target,
             actor=actor,
-            action="request.retried",
+            action=AuditAction.REQUEST_RETRIED,
             message=request.failure_reason,
             failure_reason="",
             failed_operation="",
@@ -169,7 +173,7 @@ def peering_request_retry(*, actor: Any, request_id: Any) -> PeeringRequest:
     return request
 
 
-def peering_request_decommission(*, actor: Any, request_id: Any, comment: str = "") -> PeeringRequest:
+def peering_request_decommission(*, actor: User, request_id: uuid.UUID | str, comment: str = "") -> PeeringRequest:
     with transaction.atomic():
         request = get_visible_request(actor, request_id)
         require(permissions.why_not_operate(actor, request))
@@ -179,7 +183,7 @@ def peering_request_decommission(*, actor: Any, request_id: Any, comment: str = 
             request,
             Status.DECOMMISSIONING,
             actor=actor,
-            action="request.decommission_requested",
+            action=AuditAction.REQUEST_DECOMMISSION_REQUESTED,
             message=comment,
             **queued(),
         )
@@ -187,11 +191,13 @@ def peering_request_decommission(*, actor: Any, request_id: Any, comment: str = 
     return request
 
 
-def peering_request_repair(*, actor: Any, request_id: Any) -> PeeringRequest:
+def peering_request_repair(*, actor: User, request_id: uuid.UUID | str) -> PeeringRequest:
     with transaction.atomic():
         request = get_visible_request(actor, request_id)
         require(permissions.why_not_repair(actor, request))
         require_action(Action.REPAIR, request)
-        audit.record(action="request.repair_requested", actor=actor, request=request, data={"drift": request.drift})
+        audit.record(
+            action=AuditAction.REQUEST_REPAIR_REQUESTED, actor=actor, request=request, data={"drift": request.drift}
+        )
         outbox.enqueue_on_commit(outbox.REPAIR, str(request.pk))
     return request

@@ -6,8 +6,10 @@ import re
 from typing import Any
 
 from django import forms
+from django.contrib.auth.models import User
 
 from requests_app.inventory import selectors as inventory_selectors
+from requests_app.models import Vpc
 from requests_app.peering import preflight
 
 
@@ -44,15 +46,15 @@ class PeeringRequestForm(forms.Form):
     justification = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=4000)
     external_ref = forms.CharField(label="Ticket reference", required=False, max_length=100)
 
-    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         mine = list(inventory_selectors.requester_vpcs_for(user))
         peers = list(inventory_selectors.peer_vpcs_for(user))
-        self.fields["requester_vpc"].choices = [("", "— choose —")] + [
+        self._choice_field("requester_vpc").choices = [("", "— choose —")] + [
             (v.vpc_id, f"{v.label} · {v.region} · {', '.join(v.cidr_list())}") for v in mine
         ]
 
-        def peer_choice(v: Any) -> tuple[str, str]:
+        def peer_choice(v: Vpc) -> tuple[str, str]:
             owners = ", ".join(sorted(u.username for u in v.owners.all()))
             star = "★ Services VPC · " if v.is_services_vpc else ""
             return v.vpc_id, f"{star}{v.label} · {v.region} · {', '.join(v.cidr_list())} · owners: {owners}"
@@ -60,11 +62,18 @@ class PeeringRequestForm(forms.Form):
         hubs = [peer_choice(v) for v in peers if v.is_services_vpc]
         others = [peer_choice(v) for v in peers if not v.is_services_vpc]
         # Services VPCs first: they are what nearly every request peers with.
-        self.fields["accepter_vpc"].choices = [("", "— choose —"), ("Services VPCs", hubs)] + (
+        self._choice_field("accepter_vpc").choices = [("", "— choose —"), ("Services VPCs", hubs)] + (
             [("Other VPCs with owners", others)] if others else []
         )
-        self.fields["requester_route_tables"].choices = _table_choices(mine)
-        self.fields["accepter_route_tables"].choices = _table_choices(peers)
+        self._choice_field("requester_route_tables").choices = _table_choices(mine)
+        self._choice_field("accepter_route_tables").choices = _table_choices(peers)
+
+    def _choice_field(self, name: str) -> forms.ChoiceField:
+        """This form's copy of a choice field, whose choices depend on the user."""
+        field = self.fields[name]
+        if not isinstance(field, forms.ChoiceField):
+            raise TypeError(f"{name} is not a choice field")
+        return field
 
     def draft(self) -> preflight.PeeringDraft:
         """The request as the form holds it; fields that did not validate are left empty."""
@@ -82,7 +91,7 @@ class PeeringRequestForm(forms.Form):
         )
 
 
-def _table_choices(vpcs: list[Any]) -> list[tuple[str, str]]:
+def _table_choices(vpcs: list[Vpc]) -> list[tuple[str, str]]:
     return [
         (
             rt.route_table_id,

@@ -12,6 +12,7 @@ from django.db.models import Count, Max, Min
 from django.utils import timezone
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
+from requests_app.audit import AuditAction
 from requests_app.domain.status import Status
 from requests_app.models import AuditEvent, PeeringRequest, SchedulerRun
 
@@ -35,7 +36,7 @@ class PortalCollector:
             labels=["operation", "result", "error_code"],
         )
         rows = (
-            AuditEvent.objects.filter(action="aws.call")
+            AuditEvent.objects.filter(action=AuditAction.AWS_CALL)
             .exclude(result="started")
             .values_list("operation", "result", "error_code")
             .annotate(n=Count("pk"))
@@ -60,13 +61,13 @@ class PortalCollector:
     def _provisioning_durations(self) -> HistogramMetricFamily:
         """From the first provisioning.started to the last provisioning.completed of each request."""
         started = dict(
-            AuditEvent.objects.filter(action="provisioning.started")
+            AuditEvent.objects.filter(action=AuditAction.PROVISIONING_STARTED)
             .values_list("request_id")
             .annotate(at=Min("created_at"))
             .order_by()
         )
         completed = (
-            AuditEvent.objects.filter(action="provisioning.completed")
+            AuditEvent.objects.filter(action=AuditAction.PROVISIONING_COMPLETED)
             .values_list("request_id")
             .annotate(at=Max("created_at"))
             .order_by()

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.db.models import Count, Max
 
 from requests_app.domain.status import Status
@@ -63,7 +64,7 @@ def _one_request_per_pair(requests: Iterable[PeeringRequest]) -> list[PeeringReq
     return list(chosen.values())
 
 
-def topology_version(user: Any) -> str:
+def topology_version(user: User) -> str:
     """Changes whenever the picture could: any request or AWS state change (each writes an audit
     event), a sync, a VPC or a peering seen in AWS, or the user's departments and VPCs."""
     parts = (
@@ -78,7 +79,7 @@ def topology_version(user: Any) -> str:
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
 
 
-def topology_for(user: Any) -> dict[str, Any]:
+def topology_for(user: User) -> dict[str, Any]:
     """The topology template's context: the picture, the legend and the counts for its description."""
     vpcs = {
         v.vpc_id: v

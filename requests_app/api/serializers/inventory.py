@@ -9,6 +9,7 @@ from requests_app.models import (
     AwsAccount,
     Department,
     ObservedPeering,
+    RouteTable,
     Vpc,
 )
 
@@ -19,7 +20,7 @@ class RouteTableSerializer(serializers.Serializer):
     is_main = serializers.BooleanField()
     route_count = serializers.SerializerMethodField()
 
-    def get_route_count(self, table) -> int:  # type: ignore[no-untyped-def]
+    def get_route_count(self, table: RouteTable) -> int:
         return len(table.routes)
 
 

@@ -10,7 +10,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from requests_app.api.common import IDEMPOTENCY_HEADER, IsAdmin
+from requests_app.api.common import IDEMPOTENCY_HEADER, IsAdmin, caller
 from requests_app.api.idempotency import idempotent
 from requests_app.api.schema import ERROR
 from requests_app.api.serializers.inventory import AwsAccountSerializer, SyncReportSerializer
@@ -35,7 +35,7 @@ class AwsAccountViewSet(
         data.is_valid(raise_exception=True)
         v = data.validated_data
         account = inventory_services.aws_account_register(
-            actor=request.user,
+            actor=caller(request),
             account_id=v["account_id"],
             name=v["name"],
             department=v["department"].slug,
@@ -50,4 +50,4 @@ class AwsAccountViewSet(
     @action(detail=True, methods=["post"])
     @idempotent
     def sync(self, request: Request, account_id: str | None = None) -> Response:
-        return Response(inventory_services.aws_account_sync(actor=request.user, account_id=str(account_id)))
+        return Response(inventory_services.aws_account_sync(actor=caller(request), account_id=str(account_id)))

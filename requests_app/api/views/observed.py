@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from requests_app.api.common import IDEMPOTENCY_HEADER
+from requests_app.api.common import IDEMPOTENCY_HEADER, caller
 from requests_app.api.idempotency import idempotent
 from requests_app.api.schema import ERROR
 from requests_app.api.serializers.inventory import AdoptSerializer, ObservedPeeringSerializer
@@ -33,10 +34,10 @@ class ObservedPeeringViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, v
     lookup_url_kwarg = "pcx_id"
     lookup_value_regex = r"pcx-[0-9a-zA-Z]+"
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
+    def get_queryset(self) -> QuerySet[ObservedPeering]:
         if getattr(self, "swagger_fake_view", False):  # the schema generator has no user
             return ObservedPeering.objects.none()
-        return inventory_selectors.observed_peerings_visible_to(self.request.user)
+        return inventory_selectors.observed_peerings_visible_to(caller(self.request))
 
     def get_serializer_context(self) -> dict[str, Any]:
         context = super().get_serializer_context()
@@ -48,7 +49,7 @@ class ObservedPeeringViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, v
         self._routes = inventory_selectors.routes_to_connections([o.connection_id for o in (page or [])])
         return page
 
-    def get_object(self) -> Any:
+    def get_object(self) -> ObservedPeering:
         found = super().get_object()
         self._routes = inventory_selectors.routes_to_connections([found.connection_id])
         return found
@@ -64,6 +65,7 @@ class ObservedPeeringViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, v
     def adopt(self, request: Request, pcx_id: str | None = None) -> Response:
         data = AdoptSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        adopted = adoption.observed_peering_adopt(actor=request.user, connection_id=str(pcx_id), **data.validated_data)
-        found = peering_selectors.requests_for_api(request.user).get(pk=adopted.pk)
+        user = caller(request)
+        adopted = adoption.observed_peering_adopt(actor=user, connection_id=str(pcx_id), **data.validated_data)
+        found = peering_selectors.requests_for_api(user).get(pk=adopted.pk)
         return Response(PeeringRequestSerializer(found).data, status=status.HTTP_201_CREATED)

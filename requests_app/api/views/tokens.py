@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from requests_app.api.common import IDEMPOTENCY_HEADER
+from requests_app.api.common import IDEMPOTENCY_HEADER, caller
 from requests_app.api.idempotency import idempotent
 from requests_app.api.schema import ERROR
 from requests_app.api.serializers.integrations import ApiTokenCreatedSerializer, ApiTokenSerializer
@@ -26,11 +27,12 @@ from requests_app.peering import permissions
 class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     serializer_class = ApiTokenSerializer
 
-    def get_queryset(self):  # type: ignore[no-untyped-def]
+    def get_queryset(self) -> QuerySet[ApiToken]:
         qs = ApiToken.objects.select_related("user").order_by("-created_at", "-pk")
         if getattr(self, "swagger_fake_view", False):
             return qs.none()
-        return qs if permissions.is_admin(self.request.user) else qs.filter(user=self.request.user)
+        user = caller(self.request)
+        return qs if permissions.is_admin(user) else qs.filter(user=user)
 
     @extend_schema(
         summary="Create a named token; its key is in this answer only",
@@ -42,7 +44,7 @@ class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     def create(self, request: Request) -> Response:
         data = ApiTokenSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        token, key = integration_services.api_token_create(actor=request.user, **data.validated_data)
+        token, key = integration_services.api_token_create(actor=caller(request), **data.validated_data)
         return Response({**ApiTokenSerializer(token).data, "token": key}, status=status.HTTP_201_CREATED)
 
     @extend_schema(
@@ -53,5 +55,7 @@ class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     )
     @action(detail=True, methods=["post"])
     @idempotent
-    def revoke(self, request: Request, pk: str | None = None) -> Response:
-        return Response(ApiTokenSerializer(integration_services.api_token_revoke(actor=request.user, token_id=pk)).data)
+    def revoke(self, request: Request, pk: str) -> Response:
+        return Response(
+            ApiTokenSerializer(integration_services.api_token_revoke(actor=caller(request), token_id=pk)).data
+        )

@@ -11,7 +11,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from requests_app.api.common import IDEMPOTENCY_HEADER, IsAdmin
+from requests_app.api.common import IDEMPOTENCY_HEADER, IsAdmin, caller
 from requests_app.api.idempotency import idempotent
 from requests_app.api.schema import ERROR
 from requests_app.api.serializers.integrations import (
@@ -43,7 +43,7 @@ class WebhookViewSet(
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         data = WebhookSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        hook = integration_services.webhook_register(actor=request.user, **data.validated_data)
+        hook = integration_services.webhook_register(actor=caller(request), **data.validated_data)
         return Response(WebhookCreatedSerializer(hook).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
@@ -55,7 +55,7 @@ class WebhookViewSet(
         data = WebhookUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         hook = integration_services.webhook_update(
-            actor=request.user, webhook_id=self.get_object().pk, **data.validated_data
+            actor=caller(request), webhook_id=self.get_object().pk, **data.validated_data
         )
         return Response(WebhookSerializer(hook).data)
 
@@ -82,6 +82,6 @@ class WebhookViewSet(
     @idempotent
     def resend(self, request: Request, pk: str | None = None, message_id: str = "") -> Response:
         delivery = integration_services.webhook_resend(
-            actor=request.user, webhook_id=self.get_object().pk, message_id=message_id
+            actor=caller(request), webhook_id=self.get_object().pk, message_id=message_id
         )
         return Response(WebhookDeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)

@@ -1,6 +1,9 @@
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from requests_app import audit
+from requests_app.audit import AuditAction
 from requests_app.aws.types import AwsError
 from requests_app.inventory import sync
 from requests_app.models import AwsAccount
@@ -9,10 +12,10 @@ from requests_app.models import AwsAccount
 class Command(BaseCommand):
     help = "Read VPCs, CIDR blocks, route tables and peerings from AWS by assuming each account's role."
 
-    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--account", help="Only this 12-digit account id")
 
-    def handle(self, *args, **options):  # type: ignore[no-untyped-def]
+    def handle(self, *args: Any, **options: Any) -> None:
         accounts = AwsAccount.objects.all()
         if options.get("account"):
             accounts = accounts.filter(account_id=options["account"])
@@ -25,7 +28,7 @@ class Command(BaseCommand):
             except AwsError as exc:
                 failed += 1
                 audit.record(
-                    action="account.sync_failed",
+                    action=AuditAction.ACCOUNT_SYNC_FAILED,
                     actor_label="manage.py sync_inventory",
                     account_id=account.account_id,
                     result="error",
@@ -35,7 +38,7 @@ class Command(BaseCommand):
                 self.stderr.write(f"{account.account_id}: {exc}")
                 continue
             audit.record(
-                action="account.synced",
+                action=AuditAction.ACCOUNT_SYNCED,
                 actor_label="manage.py sync_inventory",
                 account_id=account.account_id,
                 result="ok",

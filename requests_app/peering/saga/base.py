@@ -9,6 +9,7 @@ across an AWS call: the lease (see lease.py) keeps two workers from running one 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -25,8 +26,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from requests_app import audit
+from requests_app.audit import AuditAction
 from requests_app.aws.gateway import AwsGateway, get_gateway
-from requests_app.aws.types import AccountRef, AwsError, PeeringInfo, TransientAwsError
+from requests_app.aws.types import AccountRef, AwsError, PeeringInfo, RouteTableInfo, TransientAwsError
 from requests_app.domain.plan import RouteSpec
 from requests_app.domain.status import Status
 from requests_app.inventory.sync import account_ref
@@ -134,7 +136,7 @@ class SagaBase:
             # Written before a change is asked for, so even a worker that dies while AWS acts
             # leaves the attempt in the audit trail.
             audit.record(
-                action="aws.call",
+                action=AuditAction.AWS_CALL,
                 actor_label=self.label,
                 request=self.request,
                 operation=operation,
@@ -147,7 +149,7 @@ class SagaBase:
             result = call()
         except AwsError as exc:
             audit.record(
-                action="aws.call",
+                action=AuditAction.AWS_CALL,
                 actor_label=self.label,
                 request=self.request,
                 operation=operation,
@@ -160,7 +162,7 @@ class SagaBase:
             )
             raise
         audit.record(
-            action="aws.call",
+            action=AuditAction.AWS_CALL,
             actor_label=self.label,
             request=self.request,
             operation=operation,
@@ -195,7 +197,7 @@ class SagaBase:
         row.finished_at = timezone.now()
         row.save(update_fields=["state", "outcome", "aws_id", "finished_at"])
 
-    def transition(self, target: Status, action: str, message: str = "", **fields: Any) -> None:
+    def transition(self, target: Status, action: AuditAction, message: str = "", **fields: Any) -> None:
         lifecycle.request_transition(
             self.request, target, actor_label=self.label, action=action, message=message, **fields
         )
@@ -255,23 +257,21 @@ class SagaBase:
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
 
-    def _tables_by_side(self, *, strict: bool = True) -> dict[str, dict[str, Any]]:
+    def _tables_by_side(self, *, strict: bool = True) -> dict[str, dict[str, RouteTableInfo]]:
         """The chosen route tables as AWS has them now. A table deleted in AWS fails provisioning
         (strict) but is simply absent for teardown, which must still remove everything else."""
         wanted: dict[str, list[str]] = defaultdict(list)
         for spec in self.routes:
             if spec.route_table_id not in wanted[spec.side]:
                 wanted[spec.side].append(spec.route_table_id)
-        tables: dict[str, dict[str, Any]] = {}
+        tables: dict[str, dict[str, RouteTableInfo]] = {}
         for side, ids in wanted.items():
             account, region = self.sides.side(side)
             described = self.aws(
                 "DescribeRouteTables",
                 account,
                 region,
-                lambda account=account, region=region, ids=ids: self.gateway.describe_route_tables(
-                    account, region, ids, skip_missing=True
-                ),
+                functools.partial(self.gateway.describe_route_tables, account, region, ids, skip_missing=True),
                 route_table_ids=ids,
             )
             tables[side] = {t.route_table_id: t for t in described if t.route_table_id in ids}

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from datetime import datetime, timedelta
+from typing import TypedDict
 
 from django.conf import settings
 from django.db import DatabaseError
@@ -28,7 +30,14 @@ def pickup_deadline() -> datetime:
     return timezone.now() + timedelta(seconds=settings.WORK_LEASE_SECONDS)
 
 
-def queued() -> dict[str, object]:
+class Queued(TypedDict):
+    """The lease fields of a request whose work was just queued (see `queued`)."""
+
+    lease_owner: str
+    lease_expires_at: datetime
+
+
+def queued() -> Queued:
     """Fields for a request whose work is being queued: nobody works on it yet, and it must be
     picked up within a lease, or the sweeper sends it again (the message may be lost)."""
     return {"lease_owner": "", "lease_expires_at": pickup_deadline()}
@@ -49,7 +58,7 @@ class Heartbeat:
     past its lease (and lost it) stops at its next call.
     """
 
-    def __init__(self, request_id: object, label: str) -> None:
+    def __init__(self, request_id: uuid.UUID, label: str) -> None:
         self.request_id = request_id
         self.label = label
         self.lost = False

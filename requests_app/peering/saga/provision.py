@@ -7,14 +7,14 @@ has no id for adopts it. Any permanent failure tears down what was made (see tea
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from requests_app import audit
-from requests_app.aws.types import PeeringInfo, PermanentAwsError
+from requests_app.audit import AuditAction
+from requests_app.aws.types import PeeringInfo, PermanentAwsError, RouteTableInfo
 from requests_app.domain.plan import RouteSpec
 from requests_app.domain.status import Status
 from requests_app.models import ManagedRoute, PeeringRequest, ProvisioningStep
@@ -39,7 +39,7 @@ class Provisioning(Teardown):
                 reason = f"Checks failed just before provisioning, so nothing was sent to AWS: {failed}."
                 self.transition(
                     Status.FAILED,
-                    "provisioning.refused",
+                    AuditAction.PROVISIONING_REFUSED,
                     message=reason,
                     failure_reason=reason,
                     failed_operation="provision",
@@ -49,7 +49,7 @@ class Provisioning(Teardown):
                     deliveries=0,
                 )
                 return
-            self.transition(Status.PROVISIONING, "provisioning.started", checks=evaluation.checks)
+            self.transition(Status.PROVISIONING, AuditAction.PROVISIONING_STARTED, checks=evaluation.checks)
         elif self.request.status != Status.PROVISIONING:
             logger.info("request %s is %s; nothing to provision", self.request.pk, self.request.status)
             return
@@ -68,7 +68,9 @@ class Provisioning(Teardown):
         except (SagaFailure, PermanentAwsError) as exc:
             self.fail("provision", exc)
             return
-        self.transition(Status.ACTIVE, "provisioning.completed", lease_owner="", lease_expires_at=None, deliveries=0)
+        self.transition(
+            Status.ACTIVE, AuditAction.PROVISIONING_COMPLETED, lease_owner="", lease_expires_at=None, deliveries=0
+        )
 
     def ensure_connection(self) -> PeeringInfo:
         known_id = self.request.aws_peering_connection_id
@@ -123,7 +125,7 @@ class Provisioning(Teardown):
                 raise LeaseLost(f"{self.label} lost {self.request.pk} before recording {connection_id}")
             self.request.aws_peering_connection_id = connection_id
             audit.record(
-                action="provisioning.connection_recorded",
+                action=AuditAction.PROVISIONING_CONNECTION_RECORDED,
                 actor_label=self.label,
                 request=self.request,
                 message=f"{'adopted' if adopted else 'created'} {connection_id}",
@@ -195,7 +197,9 @@ class Provisioning(Teardown):
                 step.outcome = self._ensure_route(spec, tables, connection_id)
                 self._record_route(spec, ManagedRoute.State.CREATED)
 
-    def _ensure_route(self, spec: RouteSpec, tables: dict[str, dict[str, Any]] | None, connection_id: str) -> str:
+    def _ensure_route(
+        self, spec: RouteSpec, tables: dict[str, dict[str, RouteTableInfo]] | None, connection_id: str
+    ) -> str:
         if tables is not None:
             existing = tables[spec.side][spec.route_table_id].route_to(spec.destination)
             if existing is not None:

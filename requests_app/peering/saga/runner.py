@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db.models import F
 
 from requests_app import audit
+from requests_app.audit import AuditAction
 from requests_app.aws.types import PermanentAwsError
 from requests_app.core import logs
 from requests_app.domain.status import Status
@@ -36,7 +37,7 @@ class Saga(Provisioning):
         info = self.wait_visible(connection_id)
         if info.is_gone:
             audit.record(
-                action="repair.refused",
+                action=AuditAction.REPAIR_REFUSED,
                 actor_label=self.label,
                 request=self.request,
                 message=f"{connection_id} is {info.status}; the portal never silently recreates a connection",
@@ -45,9 +46,11 @@ class Saga(Provisioning):
         try:
             self.ensure_routes(connection_id)
         except (SagaFailure, PermanentAwsError) as exc:
-            audit.record(action="repair.failed", actor_label=self.label, request=self.request, message=str(exc))
+            audit.record(
+                action=AuditAction.REPAIR_FAILED, actor_label=self.label, request=self.request, message=str(exc)
+            )
             return
-        audit.record(action="repair.completed", actor_label=self.label, request=self.request)
+        audit.record(action=AuditAction.REPAIR_COMPLETED, actor_label=self.label, request=self.request)
 
         drift.reconcile(self.request.pk, self.gateway)  # what drift is left, if any
 
@@ -115,7 +118,7 @@ def give_up(request_id: str, operation: str, exc: Exception) -> None:
     if operation == "repair":
         # A repair changes nothing about the request's state: record it, never tear down.
         audit.record(
-            action="repair.failed",
+            action=AuditAction.REPAIR_FAILED,
             actor_label=saga.label,
             request=saga.request,
             message=f"AWS kept failing after every retry: {exc}",

@@ -12,6 +12,7 @@ from typing import Any
 
 from django.conf import settings
 
+from requests_app.audit import AuditAction
 from requests_app.aws.types import AwsError, PermanentAwsError
 from requests_app.domain.plan import RouteSpec
 from requests_app.domain.status import Status
@@ -44,7 +45,7 @@ class Teardown(SagaBase):
                 forget = {"aws_peering_connection_id": ""}
         self.transition(
             Status.FAILED,
-            f"{'provisioning' if operation == 'provision' else 'decommissioning'}.failed",
+            AuditAction.PROVISIONING_FAILED if operation == "provision" else AuditAction.DECOMMISSIONING_FAILED,
             message=reason + cleanup_note,
             failure_reason=reason + cleanup_note,
             failed_operation=operation,
@@ -147,5 +148,9 @@ class Teardown(SagaBase):
             self.fail("decommission", exc)
             return
         self.transition(
-            Status.DECOMMISSIONED, "decommissioning.completed", lease_owner="", lease_expires_at=None, deliveries=0
+            Status.DECOMMISSIONED,
+            AuditAction.DECOMMISSIONING_COMPLETED,
+            lease_owner="",
+            lease_expires_at=None,
+            deliveries=0,
         )

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from requests_app.core import errors
+from requests_app.core.http import AuthenticatedHttpRequest
 from requests_app.inventory import network
 from requests_app.inventory import selectors as inventory_selectors
 from requests_app.inventory import services as inventory_services
@@ -18,7 +19,7 @@ from requests_app.web.forms import AdoptForm
 
 
 @login_required
-def inventory(request: HttpRequest) -> HttpResponse:
+def inventory(request: AuthenticatedHttpRequest) -> HttpResponse:
     user = request.user
     vpcs = list(inventory_selectors.vpcs_visible_to(user).order_by("account__account_id", "region", "name"))
     # The routes as the portal knows them: the last sync plus its own work since (network.py).
@@ -46,14 +47,14 @@ def inventory(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def inventory_adopt(request: HttpRequest, connection_id: str) -> HttpResponse:
+def inventory_adopt(request: AuthenticatedHttpRequest, connection_id: str) -> HttpResponse:
     """Adopt a peering found in AWS, as the API's adopt does (the same use case and rules)."""
     form = AdoptForm(request.POST)
     if not form.is_valid():
         messages.error(
             request,
             f"Could not adopt {connection_id}: "
-            + " ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items()),
+            + " ".join(f"{name}: {' '.join(map(str, errors))}" for name, errors in form.errors.items()),
         )
         return redirect("inventory")
     try:
@@ -69,7 +70,7 @@ def inventory_adopt(request: HttpRequest, connection_id: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def inventory_sync(request: HttpRequest, account_id: str) -> HttpResponse:
+def inventory_sync(request: AuthenticatedHttpRequest, account_id: str) -> HttpResponse:
     try:
         report = inventory_services.aws_account_sync(actor=request.user, account_id=account_id)
     except errors.PortalError as exc:

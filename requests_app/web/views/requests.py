@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypedDict
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Count
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from requests_app.core import errors
+from requests_app.core.http import AuthenticatedHttpRequest
 from requests_app.domain.status import WORK_IN_FLIGHT, Status
-from requests_app.models import PeeringRequest
+from requests_app.models import AuditEvent, PeeringRequest
 from requests_app.peering import lifecycle, permissions, preflight
 from requests_app.peering import selectors as peering_selectors
 from requests_app.peering import services as peering_services
@@ -23,7 +27,7 @@ from requests_app.web.forms import CommentForm, PeeringRequestForm
 
 
 @login_required
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: AuthenticatedHttpRequest) -> HttpResponse:
     mine = peering_selectors.requests_visible_to(request.user).filter(
         department_id__in=permissions.department_ids(request.user)
     )
@@ -63,7 +67,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def request_new(request: HttpRequest) -> HttpResponse:
+def request_new(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = PeeringRequestForm(request.POST or None, user=request.user)
     evaluation = None
     if request.method == "POST" and form.is_valid():
@@ -90,7 +94,7 @@ def request_new(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def request_check(request: HttpRequest) -> HttpResponse:
+def request_check(request: AuthenticatedHttpRequest) -> HttpResponse:
     """The form's live checks (htmx): checks, plan and whether it can be filed, as the user types."""
     form = PeeringRequestForm(request.POST, user=request.user)
     form.is_valid()  # cleaned_data then holds every field that did validate
@@ -101,7 +105,9 @@ def request_check(request: HttpRequest) -> HttpResponse:
     # destination list means "all": checking without it would check a different request.
     invalid = {name: errors for name, errors in form.errors.items() if name != "justification"}
     if invalid:
-        blocked = "; ".join(f"{form.fields[name].label}: {' '.join(errors)}" for name, errors in invalid.items())
+        blocked = "; ".join(
+            f"{form.fields[name].label}: {' '.join(map(str, errors))}" for name, errors in invalid.items()
+        )
     elif draft.requester_vpc and draft.accepter_vpc:
         evaluation = preflight.peering_request_evaluate(
             draft=draft, department_ids=permissions.department_ids(request.user), viewer=request.user
@@ -116,7 +122,7 @@ def request_check(request: HttpRequest) -> HttpResponse:
     return render(request, "requests_app/_live_checks.html", {"evaluation": evaluation, "blocked": blocked})
 
 
-def _visible_or_404(request: HttpRequest, pk: Any) -> Any:
+def _visible_or_404(request: AuthenticatedHttpRequest, pk: uuid.UUID) -> PeeringRequest:
     try:
         return lifecycle.get_visible_request(request.user, pk)
     except errors.PortalError:
@@ -124,7 +130,7 @@ def _visible_or_404(request: HttpRequest, pk: Any) -> Any:
 
 
 @login_required
-def request_detail(request: HttpRequest, pk: Any) -> HttpResponse:
+def request_detail(request: AuthenticatedHttpRequest, pk: uuid.UUID) -> HttpResponse:
     obj = _visible_or_404(request, pk)
     events = list(obj.events.order_by("id"))
     return render(
@@ -142,7 +148,7 @@ def request_detail(request: HttpRequest, pk: Any) -> HttpResponse:
 
 
 @login_required
-def request_watch(request: HttpRequest, pk: Any) -> HttpResponse:
+def request_watch(request: AuthenticatedHttpRequest, pk: uuid.UUID) -> HttpResponse:
     """Polled (htmx) by a request page waiting for a decision: when the status is no longer the
     one the page shows, tell htmx to reload the page. Nothing else on the page is replaced, so a
     comment being typed is never lost while nothing has changed."""
@@ -157,9 +163,20 @@ def request_watch(request: HttpRequest, pk: Any) -> HttpResponse:
 _HAPPY_PATH = (Status.PENDING_APPROVAL, Status.APPROVED, Status.PROVISIONING, Status.ACTIVE)
 
 
-def _timeline(obj: PeeringRequest, events: list[Any]) -> list[dict[str, Any]]:
+class TimelineStep(TypedDict):
+    """One state on a request's timeline: entered (when, by whom) or still ahead."""
+
+    status: str
+    label: str
+    at: datetime | None
+    by: str
+    done: bool
+    current: bool
+
+
+def _timeline(obj: PeeringRequest, events: list[AuditEvent]) -> list[TimelineStep]:
     """Every state the request entered (when, who), then the states still ahead on the usual path."""
-    entered = [
+    entered: list[TimelineStep] = [
         {
             "status": e.to_status,
             "label": Status(e.to_status).label,
@@ -173,7 +190,7 @@ def _timeline(obj: PeeringRequest, events: list[Any]) -> list[dict[str, Any]]:
     ]
     if entered:
         entered[-1]["current"] = True
-    ahead: list[dict[str, Any]] = []
+    ahead: list[TimelineStep] = []
     if obj.status in _HAPPY_PATH:
         ahead = [
             {"status": s.value, "label": s.label, "at": None, "by": "", "done": False, "current": False}
@@ -182,7 +199,8 @@ def _timeline(obj: PeeringRequest, events: list[Any]) -> list[dict[str, Any]]:
     return entered + ahead
 
 
-_ACTIONS = {
+# Each takes the actor and the request's id, and (approve, reject, cancel, decommission) a comment.
+_ACTIONS: dict[str, Callable[..., PeeringRequest]] = {
     "approve": peering_services.peering_request_approve,
     "reject": peering_services.peering_request_reject,
     "cancel": peering_services.peering_request_cancel,
@@ -194,7 +212,7 @@ _ACTIONS = {
 
 @login_required
 @require_POST
-def request_action(request: HttpRequest, pk: Any, action: str) -> HttpResponse:
+def request_action(request: AuthenticatedHttpRequest, pk: uuid.UUID, action: str) -> HttpResponse:
     use_case = _ACTIONS.get(action)
     if use_case is None:
         raise Http404

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.utils.safestring import mark_safe
 
+from requests_app.core.http import AuthenticatedHttpRequest
 from requests_app.inventory import selectors as inventory_selectors
 from requests_app.inventory import services as inventory_services
 from requests_app.web.topology import topology_for, topology_version
 
 
 @login_required
-def topology(request: HttpRequest) -> HttpResponse:
+def topology(request: AuthenticatedHttpRequest) -> HttpResponse:
 
     # Laying out hundreds of VPCs takes seconds, and the picture changes only when the data does:
     # the rendered picture is kept per user and data version (every change writes an audit event).
