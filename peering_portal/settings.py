@@ -241,6 +241,8 @@ REST_FRAMEWORK = {
         "anon": env_str("API_THROTTLE_ANON", "60/min"),
         "token": env_str("API_THROTTLE_TOKEN", "600/min"),
         "user": env_str("API_THROTTLE_USER", "1200/min"),
+        # Each verification reads the whole audit chain.
+        "audit_verify": env_str("API_THROTTLE_AUDIT_VERIFY", "6/min"),
     },
     # Our throttles identify clients with requests_app.core.logins.client_address; this keeps any of
     # DRF's own (which read NUM_PROXIES) in step with it. None would trust X-Forwarded-For blindly.

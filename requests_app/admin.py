@@ -15,6 +15,8 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.models import LogEntry
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
@@ -123,10 +125,27 @@ class SafeModelMultipleChoiceField(forms.ModelMultipleChoiceField):
         return super()._check_values(value)  # type: ignore[misc]
 
 
+class SafeChangeList(ChangeList):
+    """A changelist whose lookups the database cannot even be asked (a moment before year 1 once
+    in UTC: `created_at__gte=0001-01-01T00:00+01:00`) are wrong parameters, as Django's own bad
+    lookups are, not a server error when the list is read."""
+
+    def get_queryset(self, request: HttpRequest, exclude_parameters: list[str | None] | None = None) -> QuerySet[Any]:
+        queryset = super().get_queryset(request, exclude_parameters)
+        try:
+            queryset.query.sql_with_params()  # turns each lookup value into what the database gets
+        except (OverflowError, ValueError) as exc:
+            raise IncorrectLookupParameters(exc) from exc
+        return queryset
+
+
 class PortalAdmin(admin.ModelAdmin):
     """What every admin page of the portal shares: input the admin itself would crash on is a form error."""
 
     formfield_overrides = {models.JSONField: {"form_class": SafeJSONField}}
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return SafeChangeList
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet[Any], search_term: str) -> Any:
         # No name, id or subject is this long, and SQLite refuses LIKE patterns past 50,000 bytes.

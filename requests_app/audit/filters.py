@@ -2,7 +2,8 @@
 
 `actor` and `action` match from the start (`worker` finds every worker run, `request.` every
 request event); the time window is half-open, `created_after` <= t < `created_before`, so two
-adjacent windows never count an event twice.
+adjacent windows never count an event twice. `since` and `until`, the audit page's first names
+for the window, are read as `created_after` and `created_before` everywhere.
 """
 
 from __future__ import annotations
@@ -19,6 +20,16 @@ from requests_app.models import AuditEvent
 
 # The audit page's first filters were named `since` and `until`; their links still work.
 OLD_NAMES = {"since": "created_after", "until": "created_before"}
+
+
+def _with_new_names(params: QueryDict) -> QueryDict:
+    renamed = params.copy()
+    for old, new in OLD_NAMES.items():
+        if old in renamed:
+            values = renamed.pop(old)
+            if new not in renamed:
+                renamed.setlist(new, values)
+    return renamed
 
 
 class AuditEventFilter(django_filters.FilterSet):
@@ -52,17 +63,15 @@ class AuditEventFilter(django_filters.FilterSet):
         model = AuditEvent
         fields = ["request", "actor", "action", "created_after", "created_before"]
 
+    def __init__(self, data: QueryDict | None = None, *args: Any, **kwargs: Any) -> None:
+        if data is not None and any(old in data for old in OLD_NAMES):
+            data = _with_new_names(data)
+        super().__init__(data, *args, **kwargs)
+
 
 def page_filter(params: QueryDict, events: QuerySet[AuditEvent]) -> AuditEventFilter:
-    """The filter as the audit page and its exports use it, old parameter names included."""
-    data: dict[str, Any] = {key: params.getlist(key) for key in params}
-    for old, new in OLD_NAMES.items():
-        if old in data and new not in data:
-            data[new] = data.pop(old)
-    query = QueryDict(mutable=True)
-    for key, values in data.items():
-        query.setlist(key, values)
-    return AuditEventFilter(query or None, queryset=events)
+    """The filter as the audit page and its exports use it: no parameters, no filter."""
+    return AuditEventFilter(params or None, queryset=events)
 
 
 def matching(found: AuditEventFilter) -> QuerySet[AuditEvent]:

@@ -120,13 +120,33 @@ def webhook_resend(*, actor: User, webhook_id: int, message_id: str) -> WebhookD
 
 # --- API tokens ------------------------------------------------------------------------------
 def api_token_create(
-    *, actor: User, name: str, read_only: bool = False, expires_at: datetime | None = None
+    *,
+    actor: User,
+    name: str,
+    read_only: bool = False,
+    expires_at: datetime | None = None,
+    via_token: ApiToken | None = None,
 ) -> tuple[ApiToken, str]:
-    """A named token for the caller; the key is returned once and only its hash is kept."""
+    """A named token for the caller; the key is returned once and only its hash is kept.
+
+    Asked for with a token (`via_token`), the new one expires no later than that token (and
+    when that one does, if no expiry is given): a token, stolen or not, cannot outlive itself by
+    minting another. Signed in with a password, the caller chooses freely.
+    """
 
     clean_line(name, "name", max_length=text.MAX_LINE)
     if expires_at is not None and expires_at <= timezone.now():
         raise PortalError("invalid_expiry", "expires_at must be in the future.", attr="expires_at")
+    if via_token is not None and via_token.expires_at is not None:
+        if expires_at is None:
+            expires_at = via_token.expires_at
+        elif expires_at > via_token.expires_at:
+            raise PortalError(
+                "invalid_expiry",
+                f"A token can only make tokens that expire no later than itself "
+                f"({via_token.expires_at.isoformat()}); sign in with your password for a longer one.",
+                attr="expires_at",
+            )
     with transaction.atomic():
         try:
             issued = tokens.rotate(actor, name, read_only=read_only, expires_at=expires_at)
@@ -166,7 +186,8 @@ def api_token_revoke(*, actor: User, token_id: int | str) -> ApiToken:
         tokens = ApiToken.objects.select_for_update()
         if not permissions.is_admin(actor):
             tokens = tokens.filter(user=actor)
-        token = tokens.filter(pk=token_id).first() if str(token_id).isdigit() else None
+        # isdecimal, not isdigit: "²" is a digit that int() refuses.
+        token = tokens.filter(pk=int(token_id)).first() if str(token_id).isdecimal() else None
         if token is None:
             raise PortalError("not_found", "No such token.", status=404)
         if token.revoked_at is None:

@@ -7,7 +7,8 @@ so a busy integration does not write on every call).
 
 The portal makes tokens with `rotate`, under two rules: a user holds at most one live token per
 name (a new one replaces the old, so a client that logs in on every run does not pile up keys),
-and at most API_TOKENS_PER_USER live tokens in all. `issue` is the bare step underneath.
+and at most API_TOKENS_PER_USER live tokens in all. `issue` is the bare step underneath. A new
+password ends every live token of its user (`end_with_password`, connected in apps.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import check_password
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Q, QuerySet
@@ -28,6 +30,8 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
+from requests_app import audit
+from requests_app.audit.actions import AuditAction
 from requests_app.models import ApiToken
 
 KEY_PREFIX = "pp_"
@@ -101,6 +105,44 @@ def rotate(user: User, name: str, *, read_only: bool = False, expires_at: dateti
             raise TokenLimitReached(limit)
         token, key = issue(user, name, read_only=read_only, expires_at=expires_at)
     return Rotation(token=token, key=key, replaced=replaced)
+
+
+def end_with_password(
+    sender: type[User], instance: User, raw: bool = False, update_fields: frozenset[str] | None = None, **_: object
+) -> None:
+    """`pre_save` of a user: a new password ends every live API token of theirs.
+
+    Whoever sets it (the password change or reset pages, the admin, `manage.py changepassword`,
+    code), a new password is how a person takes their account back, so a token someone else may
+    hold must not outlive it, as their other sessions do not. The same password saved again
+    (Django re-hashing it with more iterations at a login) changes nothing.
+    """
+    if raw or instance.pk is None or (update_fields is not None and "password" not in update_fields):
+        return
+    old = sender.objects.filter(pk=instance.pk).values_list("password", flat=True).first()
+    if old is None or old == instance.password:
+        return
+    new_raw = getattr(instance, "_password", None)  # set by set_password() until the save completes
+    if new_raw is not None and check_password(new_raw, old):
+        return
+    now = timezone.now()
+    # Its own transaction (joined if the save runs in one): `manage.py changepassword` and the
+    # password pages save outside any, and row locks need one.
+    with transaction.atomic():
+        for token in live(instance, now).select_for_update():
+            token.revoked_at = now
+            token.save(update_fields=["revoked_at"])
+            audit.record(
+                action=AuditAction.TOKEN_REVOKED,
+                actor_label="password change",
+                data={
+                    "token": token.pk,
+                    "name": token.name,
+                    "prefix": token.prefix,
+                    "owner": instance.get_username(),
+                    "reason": "the owner's password changed",
+                },
+            )
 
 
 def default_expiry() -> datetime | None:

@@ -46,9 +46,10 @@ HOLDS_PAIR = Q(status__in=sorted(s.value for s in LIVE_STATUSES)) | (
 class Namer:
     """How requests and VPCs are named in check details and advice.
 
-    The plain one names everything (approval, the worker, operators); the API and the form use
-    one that knows the viewer and names only what they may see (`services.ViewerNamer`), which
-    needs each VPC's owners loaded (`needs_owners`).
+    The plain one names everything (operators, logs); the others name only what their reader may
+    see (`peering.preflight.ViewerNamer` for the caller of the API or the form,
+    `DepartmentNamer` for words stored on a request), which needs each VPC's owners loaded
+    (`needs_owners`).
     """
 
     needs_owners = False
@@ -56,8 +57,16 @@ class Namer:
     def request(self, request: PeeringRequest) -> str:
         return f"request {request.pk}"
 
+    def shows(self, vpc: Vpc) -> bool:
+        """Whether the reader may learn this VPC's name and id."""
+        return True
+
     def vpc(self, vpc: Vpc) -> str:
-        return vpc.label
+        return vpc.label if self.shows(vpc) else "a VPC of another department"
+
+    def unknown_vpc(self, vpc_id: str) -> str:
+        """A VPC the inventory does not hold (the other end of a peering found in AWS)."""
+        return vpc_id
 
     def connection(self, request: PeeringRequest) -> str:
         return (
@@ -67,6 +76,30 @@ class Namer:
 
 
 PLAIN = Namer()
+
+
+class DepartmentNamer(Namer):
+    """Names for words stored on a request (its checks, a failure reason, the mail about it): what
+    any member of the requesting department may see, whoever reads them later. Its own
+    department's VPCs and requests, and VPCs with owners (the hubs everyone may peer with)."""
+
+    needs_owners = True
+
+    def __init__(self, department_id: int) -> None:
+        self.department_id = department_id
+
+    def request(self, request: PeeringRequest) -> str:
+        return (
+            f"request {request.pk}"
+            if request.department_id == self.department_id
+            else "a request of another department"
+        )
+
+    def shows(self, vpc: Vpc) -> bool:
+        return vpc.account.department_id == self.department_id or bool(vpc.owners.all())
+
+    def unknown_vpc(self, vpc_id: str) -> str:
+        return "a VPC outside the portal's inventory"
 
 
 def _named_requests(requests: QuerySet[PeeringRequest], namer: Namer) -> QuerySet[PeeringRequest]:
@@ -144,7 +177,7 @@ def routes_by_table(
             namer,
         )
     }
-    owners = {pcx: owner for pcx, owner in _observed_owners(synced_targets).items()}
+    owners = _observed_owners(synced_targets, namer)
     owners |= {
         r.aws_peering_connection_id: _request_owner(r, namer)
         for r in requests.values()
@@ -162,15 +195,28 @@ def routes_by_table(
     }
 
 
-def _observed_owners(connection_ids: set[str]) -> dict[str, _Owner]:
+def _observed_owners(connection_ids: set[str], namer: Namer) -> dict[str, _Owner]:
     """Connections found in AWS, for synced routes whose connection no request holds."""
+    observed = list(ObservedPeering.objects.filter(connection_id__in=connection_ids))
+    if not observed:
+        return {}
+    ends = {vpc_id for seen in observed for vpc_id in (seen.requester_vpc_id, seen.accepter_vpc_id)}
+    vpcs = Vpc.objects.filter(vpc_id__in=ends).select_related("account")
+    if namer.needs_owners:
+        vpcs = vpcs.prefetch_related("owners")
+    known = {vpc.vpc_id: vpc for vpc in vpcs}
+
+    def name(vpc_id: str) -> str:
+        vpc = known.get(vpc_id)
+        return namer.vpc(vpc) if vpc is not None else namer.unknown_vpc(vpc_id)
+
     return {
         seen.connection_id: _Owner(
-            f"connection {seen.connection_id} between {seen.requester_vpc_id} and {seen.accepter_vpc_id}, "
-            "not made by the portal",
+            f"connection {seen.connection_id} between {name(seen.requester_vpc_id)} and "
+            f"{name(seen.accepter_vpc_id)}, not made by the portal",
             (seen.requester_vpc_id, seen.accepter_vpc_id),
         )
-        for seen in ObservedPeering.objects.filter(connection_id__in=connection_ids)
+        for seen in observed
     }
 
 
@@ -303,7 +349,7 @@ def peers_of(
             found[our_id].append(
                 rules.PeerFacts(
                     vpc_id=other_id,
-                    label=namer.vpc(other) if other else other_id,
+                    label=namer.vpc(other) if other else namer.unknown_vpc(other_id),
                     cidrs=tuple(other.cidr_list() if other else other_blocks),
                     reference=f"connection {seen.connection_id} found in AWS, not made by the portal, {seen.status}",
                     pending=False,

@@ -114,12 +114,15 @@ class ViewerNamer(network.Namer):
             return f"request {request.pk}"
         return "a request of another department"
 
-    def vpc(self, vpc: Vpc) -> str:
-        return "a VPC of another department" if hidden_from(self.viewer, vpc, self.department_ids) else vpc.label
+    def shows(self, vpc: Vpc) -> bool:
+        return not hidden_from(self.viewer, vpc, self.department_ids)
+
+    def unknown_vpc(self, vpc_id: str) -> str:
+        return "a VPC outside the portal's inventory"
 
 
 def _existing_peerings(
-    vpc_a: str, vpc_b: str, *, exclude_request: uuid.UUID | None = None, viewer: User | None = None
+    vpc_a: str, vpc_b: str, *, exclude_request: uuid.UUID | None = None, namer: network.Namer = network.PLAIN
 ) -> tuple[rules.ExistingPeering, ...]:
     pair_key = PeeringRequest.make_pair_key(vpc_a, vpc_b)
     live = PeeringRequest.objects.filter(HOLDS_PAIR, pair_key=pair_key).select_related("requester_vpc", "accepter_vpc")
@@ -130,9 +133,7 @@ def _existing_peerings(
             r.requester_vpc.vpc_id,
             r.accepter_vpc.vpc_id,
             r.status,
-            f"request {r.pk}"
-            if viewer is None or permissions.can_view_request(viewer, r)
-            else "a request of another department",
+            namer.request(r),
         )
         for r in live
     ]
@@ -177,13 +178,17 @@ def hidden_from(viewer: User, vpc: Vpc, department_ids: set[int]) -> bool:
     return not vpc.owners.all() and vpc.pk not in permissions.owned_vpc_ids(viewer)
 
 
-def _visible_owner_finder(viewer: User, department_ids: set[int]) -> Callable[[str], rules.VpcFacts | None]:
+def _visible_owner_finder(namer: network.Namer) -> Callable[[str], rules.VpcFacts | None]:
+    """`find_vpc_owning`, finding only VPCs the namer's reader may learn about."""
+    if namer is network.PLAIN:
+        return find_vpc_owning
+
     def find(cidr: str) -> rules.VpcFacts | None:
         owner = find_vpc_owning(cidr)
         if owner is None:
             return None
         vpc = inventory_selectors.vpc_with_facts(owner.vpc_id)
-        return owner if vpc is not None and not hidden_from(viewer, vpc, department_ids) else None
+        return owner if vpc is not None and namer.shows(vpc) else None
 
     return find
 
@@ -193,13 +198,17 @@ def peering_request_evaluate(
     draft: PeeringDraft,
     department_ids: set[int],
     viewer: User | None = None,
+    for_the_record: bool = False,
     exclude_request: uuid.UUID | None = None,
 ) -> Evaluation:
     """Run every rule for a would-be request; creates nothing.
 
     With a `viewer` (the API and the form), the answer reveals nothing the viewer may not see: a
     requester VPC of another department stops the checks with `not_your_vpc` and no details, and
-    a peer VPC they cannot see is `vpc_not_found`. Approval and provisioning pass no viewer.
+    a peer VPC they cannot see is `vpc_not_found`. Checks that will be stored on the request
+    (`for_the_record`: filing, approval, provisioning; a failure reason is made of them too) are
+    worded for any member of the requesting department, who may read them later, rather than
+    for whoever is asking now.
     """
     draft = canonical_draft(draft)
     requester = inventory_selectors.vpc_with_facts(draft.requester_vpc)
@@ -221,6 +230,11 @@ def peering_request_evaluate(
         return Evaluation([refusal], None, None, [], [], [], [], None)
     if viewer is not None and accepter is not None and hidden_from(viewer, accepter, department_ids):
         accepter = None
+    namer: network.Namer = network.PLAIN
+    if for_the_record and requester is not None:
+        namer = network.DepartmentNamer(requester.account.department_id)
+    elif viewer is not None:
+        namer = ViewerNamer(viewer, department_ids)
     requester_tables = list(draft.requester_route_tables) or (
         [rt.route_table_id for rt in requester.route_tables.all()] if requester else []
     )
@@ -230,7 +244,6 @@ def peering_request_evaluate(
     extra: dict[str, Any] = {}
     routes: dict[str, tuple[rules.RouteFacts, ...]] | None = None
     if requester and accepter:
-        namer = network.PLAIN if viewer is None else ViewerNamer(viewer, department_ids)
         routes = network.routes_by_table(
             [*requester.route_tables.all(), *accepter.route_tables.all()],
             exclude_request=exclude_request,
@@ -242,7 +255,7 @@ def peering_request_evaluate(
             "requester_peers": peers.get(requester.vpc_id, ()),
             "accepter_peers": peers.get(accepter.vpc_id, ()),
             "existing": _existing_peerings(
-                draft.requester_vpc, draft.accepter_vpc, exclude_request=exclude_request, viewer=viewer
+                draft.requester_vpc, draft.accepter_vpc, exclude_request=exclude_request, namer=namer
             ),
             "requester_limits": limits_of(requester.account),
             "accepter_limits": limits_of(accepter.account),
@@ -270,7 +283,7 @@ def peering_request_evaluate(
             requester_destination_cidrs=tuple(draft.requester_destination_cidrs),
             accepter_destination_cidrs=tuple(draft.accepter_destination_cidrs),
             allow_dns_resolution=draft.allow_dns_resolution,
-            find_vpc_owning=find_vpc_owning if viewer is None else _visible_owner_finder(viewer, department_ids),
+            find_vpc_owning=_visible_owner_finder(namer),
             **extra,
         )
     )

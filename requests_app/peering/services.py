@@ -34,6 +34,7 @@ from requests_app.peering.lifecycle import (
 )
 from requests_app.peering.preflight import (
     ChecksFailed,
+    Evaluation,
     PeeringDraft,
     draft_of,
     peering_request_evaluate,
@@ -44,12 +45,31 @@ from requests_app.peering.saga.lease import queued
 logger = logging.getLogger(__name__)
 
 
+def _evaluate_for_the_record(
+    draft: PeeringDraft, department_ids: set[int], *, caller: User | None, exclude_request: uuid.UUID | None = None
+) -> Evaluation:
+    """The checks to store on a request, worded for its department (who read them later).
+
+    The caller's view still decides what may be filed (`caller`: see `peering_request_evaluate`;
+    None for approval, where approvers decide about every spoke of their hub). A refusal stores
+    nothing and is read by the caller alone, so it is answered in the caller's words: the checks
+    run again, on the refusal path only."""
+    evaluation = peering_request_evaluate(
+        draft=draft, department_ids=department_ids, viewer=caller, for_the_record=True, exclude_request=exclude_request
+    )
+    if evaluation.ok:
+        return evaluation
+    refusal = peering_request_evaluate(
+        draft=draft, department_ids=department_ids, viewer=caller, exclude_request=exclude_request
+    )
+    # The world may have changed between the two runs; never answer a refusal with passes.
+    raise ChecksFailed(refusal.results, refusal) if not refusal.ok else ChecksFailed(evaluation.results, evaluation)
+
+
 def peering_request_submit(*, actor: User, draft: PeeringDraft) -> PeeringRequest:
     clean_text(draft.justification, "justification")
     clean_line(draft.external_ref, "external_ref", max_length=text.MAX_LINE)
-    evaluation = peering_request_evaluate(draft=draft, department_ids=permissions.department_ids(actor), viewer=actor)
-    if not evaluation.ok:
-        raise ChecksFailed(evaluation.results, evaluation)
+    evaluation = _evaluate_for_the_record(draft, permissions.department_ids(actor), caller=actor)
     assert evaluation.requester and evaluation.accepter
     with transaction.atomic():
         try:
@@ -99,11 +119,9 @@ def peering_request_approve(*, actor: User, request_id: uuid.UUID | str, comment
         comment = clean_text(comment, "comment")
         lock_vpcs(request)
         # The world may have changed since filing; approve only what can still work.
-        evaluation = peering_request_evaluate(
-            draft=draft_of(request), department_ids={request.department_id}, exclude_request=request.pk
+        evaluation = _evaluate_for_the_record(
+            draft_of(request), {request.department_id}, caller=None, exclude_request=request.pk
         )
-        if not evaluation.ok:
-            raise ChecksFailed(evaluation.results)
         request = request_transition(
             request,
             Status.APPROVED,

@@ -59,3 +59,17 @@ def test_a_runaway_token_does_not_use_up_its_users_budget(plain_api: Any, monkey
     # The user made 3 calls of their 6: the other token still has 3.
     assert [other.get(URL).status_code for _ in range(3)] == [200, 200, 200], "refused calls used up the user's budget"
     assert other.get(URL).status_code == 429
+
+
+@pytest.mark.django_db
+def test_verifying_the_audit_chain_is_limited_per_user_on_the_shipped_default(plain_api: Any, settings: Any) -> None:
+    """Each verification reads the whole chain: API_THROTTLE_AUDIT_VERIFY, 6/min as shipped."""
+    assert settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["audit_verify"] == "6/min"
+    fiona, nina = plain_api("fiona"), plain_api("nina")
+    for _ in range(6):
+        assert fiona.get("/api/v1/audit-events/verify/").status_code == 200
+    refused = fiona.get("/api/v1/audit-events/verify/")
+    assert refused.status_code == 429 and int(refused["Retry-After"]) > 0
+    assert codes(refused) == {"throttled"}
+    assert fiona.get("/api/v1/audit-events/").status_code == 200  # the rest of the API is not held back
+    assert nina.get("/api/v1/audit-events/verify/").status_code == 200  # nor another user

@@ -102,3 +102,13 @@ def test_an_unreadable_filter_is_a_400_in_the_api_and_matches_nothing_on_the_pag
     assert client.get("/api/v1/audit-events/?created_after=yesterday").status_code == 400
     assert _page_ids(admin, "created_after=yesterday") == []
     assert _page_ids(admin, "request=not-a-uuid") == []
+
+
+def test_the_api_reads_since_and_until_as_the_page_does(events: list[AuditEvent]) -> None:
+    admin = UserFactory(username="root", is_superuser=True, is_staff=True)
+    moments = [e.created_at.isoformat().replace("+", "%2B") for e in events]
+    ids = [e.pk for e in events]
+    assert _api_ids(admin, f"since={moments[1]}&until={moments[3]}") == ids[1:3]
+    assert _api_ids(admin, "since=2999-01-01T00:00:00Z") == []
+    # The new names win when both are given, as on the page.
+    assert _api_ids(admin, f"since=2999-01-01T00:00:00Z&created_after={moments[4]}") == ids[4:]

@@ -9,24 +9,6 @@ from requests_app.peering import preflight
 from requests_app.peering import services as peering_services
 from tests.fixtures.world import DemoWorld
 
-URL = "/api/v1/peering-requests/"
-
-
-def file_finance_request(api: Any, vpcs: dict[str, Any], username: str = "fiona", **extra: Any) -> dict[str, Any]:
-    """finance-app → services-use1, filed through the API (201 asserted); its JSON."""
-    response = api(username).post(
-        URL,
-        {
-            "requester_vpc": vpcs["finance-app"].vpc_id,
-            "accepter_vpc": vpcs["services-use1"].vpc_id,
-            "justification": "the app needs the shared directory",
-            **extra,
-        },
-        format="json",
-    )
-    assert response.status_code == 201, response.json()
-    return response.json()
-
 
 def submit(world: DemoWorld, username: str = "fiona") -> PeeringRequest:
     """finance-app → services-use1, filed through the service."""

@@ -22,9 +22,10 @@ from requests_app.models import AwsAccount, Notification, PeeringRequest
 from requests_app.peering import drift, lifecycle
 from requests_app.peering import services as peering_services
 from requests_app.peering.saga import runner
+from tests.fixtures.clients import file_finance_request
 from tests.fixtures.sandbox import ec2_as
 from tests.fixtures.world import DemoWorld
-from tests.notifications.notes import file_finance_request, notes_of, submit
+from tests.notifications.notes import notes_of, submit
 
 URL = "/api/v1/peering-requests/"
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures import ROOT
+from tests.fixtures.clients import file_finance_request
 from tests.fixtures.processes import wait_for_status
 from tests.fixtures.world import DEMO_PASSWORD, DemoWorld
 
@@ -189,20 +190,7 @@ def test_without_javascript_an_overlapping_request_is_refused_with_both_cidrs_na
 def test_an_outsider_gets_404_for_another_departments_request_page(
     browser: Any, live_server: Any, demo_rows: DemoWorld, api: Any
 ) -> None:
-    vpcs = demo_rows.vpcs
-    filed = (
-        api("fiona")
-        .post(
-            "/api/v1/peering-requests/",
-            {
-                "requester_vpc": vpcs["finance-app"].vpc_id,
-                "accepter_vpc": vpcs["services-use1"].vpc_id,
-                "justification": "x",
-            },
-            format="json",
-        )
-        .json()
-    )
+    filed = file_finance_request(api, demo_rows.vpcs)
     harry = login(browser, live_server.url, "harry")
     response = harry.goto(f"{live_server.url}/requests/{filed['id']}/")
     assert response.status == 404

@@ -24,6 +24,7 @@ from requests_app.inventory import sync
 from requests_app.models import PeeringRequest
 from scripts.processes import wait_port
 from tests.fixtures import free_port
+from tests.fixtures.clients import file_finance_request
 from tests.fixtures.processes import PROCESSES, BeatProcess, WorkerProcess, wait_for_status
 from tests.fixtures.sandbox import ec2_as
 from tests.fixtures.world import DemoWorld
@@ -332,20 +333,7 @@ def test_redis_down_when_a_request_is_approved_delays_it_but_loses_nothing(
     on_redis = WorkerProcess({**worker_env, "CELERY_BROKER_URL": app_on}, tmp_path / "redis-worker.log", name="redis")
     on_redis.start()
     try:
-        vpcs = demo_world.vpcs
-        filed = (
-            api("fiona")
-            .post(
-                "/api/v1/peering-requests/",
-                {
-                    "requester_vpc": vpcs["finance-app"].vpc_id,
-                    "accepter_vpc": vpcs["services-use1"].vpc_id,
-                    "justification": "broker outage",
-                },
-                format="json",
-            )
-            .json()
-        )
+        filed = file_finance_request(api, demo_world.vpcs, justification="broker outage")
         own_redis.stop()
         down_at = time.monotonic()
         approved = api("nina").post(f"/api/v1/peering-requests/{filed['id']}/approve/", {}, format="json")

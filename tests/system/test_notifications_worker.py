@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from requests_app.models import Notification
+from tests.fixtures.clients import file_finance_request
 from tests.fixtures.processes import WorkerProcess, wait_for_status
 from tests.fixtures.world import DemoWorld
-from tests.notifications.notes import file_finance_request
 
 URL = "/api/v1/peering-requests/"
 

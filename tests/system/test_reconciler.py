@@ -14,6 +14,7 @@ from requests_app import tasks
 from requests_app.models import PeeringRequest
 from requests_app.peering import drift
 from requests_app.peering import services as peering_services
+from tests.fixtures.clients import file_finance_request
 from tests.fixtures.processes import wait_for_status
 from tests.fixtures.sandbox import ec2_as
 from tests.fixtures.world import DemoWorld
@@ -22,21 +23,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
 def _active(api: Any, demo_world: DemoWorld, **extra: Any) -> PeeringRequest:
-    vpcs = demo_world.vpcs
-    filed = (
-        api("fiona")
-        .post(
-            "/api/v1/peering-requests/",
-            {
-                "requester_vpc": vpcs["finance-app"].vpc_id,
-                "accepter_vpc": vpcs["services-use1"].vpc_id,
-                "justification": "drift test",
-                **extra,
-            },
-            format="json",
-        )
-        .json()
-    )
+    filed = file_finance_request(api, demo_world.vpcs, justification="drift test", **extra)
     assert api("nina").post(f"/api/v1/peering-requests/{filed['id']}/approve/", {}, format="json").status_code == 200
     done = wait_for_status(filed["id"], {"active", "failed"})
     assert done.status == "active", done.failure_reason

@@ -8,8 +8,10 @@ from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 
 from requests_app import audit
+from requests_app.api import throttling
 from requests_app.api.common import caller
 from requests_app.api.serializers.audit import AuditEventSerializer, ChainReportSerializer
 from requests_app.audit.filters import AuditEventFilter
@@ -29,6 +31,10 @@ class AuditEventViewSet(viewsets.ReadOnlyModelViewSet):
     # Open to every signed-in user, as the contract promises; it tells how many events exist and
     # where the chain breaks, never what any event says.
     @extend_schema(summary="Verify the audit hash chain", responses={200: ChainReportSerializer})
-    @action(detail=False, methods=["get"])
+    @action(
+        detail=False,
+        methods=["get"],
+        throttle_classes=[*api_settings.DEFAULT_THROTTLE_CLASSES, throttling.AuditVerifyRateThrottle],
+    )
     def verify(self, request: Request) -> Response:
         return Response(audit.verify_chain().as_dict())

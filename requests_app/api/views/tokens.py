@@ -44,7 +44,11 @@ class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     def create(self, request: Request) -> Response:
         data = ApiTokenSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        token, key = integration_services.api_token_create(actor=caller(request), **data.validated_data)
+        token, key = integration_services.api_token_create(
+            actor=caller(request),
+            via_token=request.auth if isinstance(request.auth, ApiToken) else None,
+            **data.validated_data,
+        )
         return Response({**ApiTokenSerializer(token).data, "token": key}, status=status.HTTP_201_CREATED)
 
     @extend_schema(

@@ -132,45 +132,32 @@ class SagaBase:
 
     # --- audited AWS calls ------------------------------------------------------------------
     def aws(self, operation: str, account: AccountRef, region: str, call: Callable[[], T], **data: Any) -> T:
+        """Make one AWS call, audited: its outcome always, and a change also before it is asked for."""
+
+        def record(outcome: str, *, error_code: str = "", message: str = "") -> None:
+            audit.record(
+                action=AuditAction.AWS_CALL,
+                actor_label=self.label,
+                request=self.request,
+                operation=operation,
+                account_id=account.account_id,
+                region=region,
+                result=outcome,
+                error_code=error_code,
+                message=message,
+                data=data,
+            )
+
         if not operation.startswith("Describe"):
             # Written before a change is asked for, so even a worker that dies while AWS acts
             # leaves the attempt in the audit trail.
-            audit.record(
-                action=AuditAction.AWS_CALL,
-                actor_label=self.label,
-                request=self.request,
-                operation=operation,
-                account_id=account.account_id,
-                region=region,
-                result="started",
-                data=data,
-            )
+            record("started")
         try:
             result = call()
         except AwsError as exc:
-            audit.record(
-                action=AuditAction.AWS_CALL,
-                actor_label=self.label,
-                request=self.request,
-                operation=operation,
-                account_id=account.account_id,
-                region=region,
-                result="error",
-                error_code=exc.code,
-                message=exc.message[:2000],
-                data=data,
-            )
+            record("error", error_code=exc.code, message=exc.message[:2000])
             raise
-        audit.record(
-            action=AuditAction.AWS_CALL,
-            actor_label=self.label,
-            request=self.request,
-            operation=operation,
-            account_id=account.account_id,
-            region=region,
-            result="ok",
-            data=data,
-        )
+        record("ok")
         self.renew()
         return result
 
