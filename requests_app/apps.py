@@ -9,8 +9,10 @@ class RequestsAppConfig(AppConfig):
     def ready(self) -> None:
         # Imported here, as Django wants: models are not ready when this module loads.
         from django.contrib.auth import get_user_model
-        from django.db.models.signals import pre_save
+        from django.db.models.signals import post_save, pre_save
 
         from requests_app.integrations import tokens
 
-        pre_save.connect(tokens.end_with_password, sender=get_user_model(), dispatch_uid="tokens-end-with-password")
+        user_model = get_user_model()
+        pre_save.connect(tokens.note_new_password, sender=user_model, dispatch_uid="tokens-note-new-password")
+        post_save.connect(tokens.end_with_password, sender=user_model, dispatch_uid="tokens-end-with-password")

@@ -149,9 +149,15 @@ def api_token_create(
             )
     with transaction.atomic():
         try:
-            issued = tokens.rotate(actor, name, read_only=read_only, expires_at=expires_at)
+            issued = tokens.rotate(actor, name, read_only=read_only, expires_at=expires_at, via=via_token)
         except tokens.TokenLimitReached as exc:
             raise PortalError("token_limit_reached", str(exc), status=409) from exc
+        except tokens.CallerEnded as exc:
+            raise PortalError(
+                "authentication_failed",
+                "Your password changed or your token was revoked while this call ran; sign in again.",
+                status=401,
+            ) from exc
         token, key = issued.token, issued.key
         for old in issued.replaced:  # the user's live token of the same name, replaced by this one
             audit.record(

@@ -8,7 +8,8 @@ so a busy integration does not write on every call).
 The portal makes tokens with `rotate`, under two rules: a user holds at most one live token per
 name (a new one replaces the old, so a client that logs in on every run does not pile up keys),
 and at most API_TOKENS_PER_USER live tokens in all. `issue` is the bare step underneath. A new
-password ends every live token of its user (`end_with_password`, connected in apps.py).
+password ends every live token of its user (`note_new_password` and `end_with_password`,
+connected in apps.py).
 """
 
 from __future__ import annotations
@@ -50,6 +51,11 @@ class TokenLimitReached(Exception):
         )
 
 
+class CallerEnded(Exception):
+    """The caller's credentials ended while their call ran: the password changed, or the token
+    asking was revoked, after they were checked. A new token would outlive them."""
+
+
 @dataclass(frozen=True)
 class Rotation:
     token: ApiToken
@@ -83,18 +89,30 @@ def issue(
     return token, key
 
 
-def rotate(user: User, name: str, *, read_only: bool = False, expires_at: datetime | None = None) -> Rotation:
+def rotate(
+    user: User,
+    name: str,
+    *,
+    read_only: bool = False,
+    expires_at: datetime | None = None,
+    via: ApiToken | None = None,
+) -> Rotation:
     """Issue the user's token called `name`, revoking their live one of that name if any.
 
     Refused with TokenLimitReached when the user would hold more than API_TOKENS_PER_USER live
-    tokens; a replacement never needs room, as it revokes the token it replaces. Run it in the
+    tokens; a replacement never needs room, as it revokes the token it replaces. Refused with
+    CallerEnded when `user` (as loaded when the caller was checked) no longer has the password
+    the database holds, or the token `via` which they asked is no longer live. Run it in the
     caller's transaction, so the audit of what was replaced commits or rolls back with it.
     """
     with transaction.atomic():
         # Lock the user's row: two concurrent calls would otherwise both see room under the cap,
-        # or both find no token to replace (PostgreSQL; SQLite serialises writers anyway).
-        get_user_model().objects.select_for_update().only("pk").get(pk=user.pk)
+        # or both find no token to replace (PostgreSQL; SQLite serialises writers anyway). A new
+        # password takes the same lock before it ends the user's tokens (`end_with_password`).
+        current = get_user_model().objects.select_for_update().only("pk", "password").get(pk=user.pk)
         now = timezone.now()
+        if current.password != user.password or (via is not None and not live(user, now).filter(pk=via.pk).exists()):
+            raise CallerEnded()
         replaced = list(live(user, now).filter(name=name))
         if replaced:
             ApiToken.objects.filter(pk__in=[t.pk for t in replaced]).update(revoked_at=now)
@@ -107,15 +125,19 @@ def rotate(user: User, name: str, *, read_only: bool = False, expires_at: dateti
     return Rotation(token=token, key=key, replaced=replaced)
 
 
-def end_with_password(
+ENDS_TOKENS = "_portal_password_ends_tokens"
+
+
+def note_new_password(
     sender: type[User], instance: User, raw: bool = False, update_fields: frozenset[str] | None = None, **_: object
 ) -> None:
-    """`pre_save` of a user: a new password ends every live API token of theirs.
+    """`pre_save` of a user: mark a save that sets a new password, for `end_with_password`.
 
     Whoever sets it (the password change or reset pages, the admin, `manage.py changepassword`,
     code), a new password is how a person takes their account back, so a token someone else may
     hold must not outlive it, as their other sessions do not. The same password saved again
-    (Django re-hashing it with more iterations at a login) changes nothing.
+    changes nothing: set_password() with the old password, or Django re-hashing it at a login
+    (its `check_password` sets the new hash, forgets the password and saves only that field).
     """
     if raw or instance.pk is None or (update_fields is not None and "password" not in update_fields):
         return
@@ -125,10 +147,26 @@ def end_with_password(
     new_raw = getattr(instance, "_password", None)  # set by set_password() until the save completes
     if new_raw is not None and check_password(new_raw, old):
         return
+    if new_raw is None and update_fields == frozenset({"password"}):
+        return  # the re-hash at a login; a hash assigned by hand is saved with the whole row
+    setattr(instance, ENDS_TOKENS, True)
+
+
+def end_with_password(sender: type[User], instance: User, **_: object) -> None:
+    """`post_save` of a user: after a new password is written, end every live token of theirs.
+
+    After, not before: `rotate` compares the password its caller was checked with against the
+    database under the same row lock, so a token minted while the password changes is either
+    ended here or refused there.
+    """
+    if not getattr(instance, ENDS_TOKENS, False):
+        return
+    delattr(instance, ENDS_TOKENS)
     now = timezone.now()
     # Its own transaction (joined if the save runs in one): `manage.py changepassword` and the
     # password pages save outside any, and row locks need one.
     with transaction.atomic():
+        sender.objects.select_for_update().only("pk").get(pk=instance.pk)
         for token in live(instance, now).select_for_update():
             token.revoked_at = now
             token.save(update_fields=["revoked_at"])

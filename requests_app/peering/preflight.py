@@ -101,13 +101,16 @@ def vpc_facts(vpc: Vpc, routes: dict[str, tuple[rules.RouteFacts, ...]] | None =
 
 class ViewerNamer(network.Namer):
     """Names in check details for one viewer: a request they cannot open, or a VPC they may not
-    learn about, is described without its id or name."""
+    learn about, is described without its id or name. With `spokes`, for an answer about one
+    request (a refusal), the owner of a VPC also sees the VPCs that requested peering with it, as
+    those requests' pages show them; lists (the inventory page) keep to the narrower rule."""
 
     needs_owners = True
 
-    def __init__(self, viewer: User, department_ids: set[int]) -> None:
+    def __init__(self, viewer: User, department_ids: set[int], *, spokes: bool = False) -> None:
         self.viewer = viewer
         self.department_ids = department_ids
+        self._spokes: set[int] | None = None if spokes else set()
 
     def request(self, request: PeeringRequest) -> str:
         if permissions.can_view_request(self.viewer, request):
@@ -115,7 +118,18 @@ class ViewerNamer(network.Namer):
         return "a request of another department"
 
     def shows(self, vpc: Vpc) -> bool:
-        return not hidden_from(self.viewer, vpc, self.department_ids)
+        return not hidden_from(self.viewer, vpc, self.department_ids) or vpc.pk in self.spokes()
+
+    def spokes(self) -> set[int]:
+        """The VPCs of requests whose accepter the viewer owns (one query, when first needed)."""
+        if self._spokes is None:
+            owned = permissions.owned_vpc_ids(self.viewer)
+            self._spokes = (
+                set(PeeringRequest.objects.filter(accepter_vpc_id__in=owned).values_list("requester_vpc_id", flat=True))
+                if owned
+                else set()
+            )
+        return self._spokes
 
     def unknown_vpc(self, vpc_id: str) -> str:
         return "a VPC outside the portal's inventory"
@@ -198,17 +212,19 @@ def peering_request_evaluate(
     draft: PeeringDraft,
     department_ids: set[int],
     viewer: User | None = None,
-    for_the_record: bool = False,
+    reader: User | None = None,
+    record_for: int | None = None,
     exclude_request: uuid.UUID | None = None,
 ) -> Evaluation:
     """Run every rule for a would-be request; creates nothing.
 
     With a `viewer` (the API and the form), the answer reveals nothing the viewer may not see: a
     requester VPC of another department stops the checks with `not_your_vpc` and no details, and
-    a peer VPC they cannot see is `vpc_not_found`. Checks that will be stored on the request
-    (`for_the_record`: filing, approval, provisioning; a failure reason is made of them too) are
-    worded for any member of the requesting department, who may read them later, rather than
-    for whoever is asking now.
+    a peer VPC they cannot see is `vpc_not_found`. Who reads the words decides how other VPCs and
+    requests are named: checks that will be stored on the request (filing, approval,
+    provisioning; a failure reason is made of them too) are worded for any member of its
+    department (`record_for`, the department's id), who may read them later; otherwise for the
+    `reader` (default: the viewer; neither: everything is named, for operators and logs).
     """
     draft = canonical_draft(draft)
     requester = inventory_selectors.vpc_with_facts(draft.requester_vpc)
@@ -231,8 +247,10 @@ def peering_request_evaluate(
     if viewer is not None and accepter is not None and hidden_from(viewer, accepter, department_ids):
         accepter = None
     namer: network.Namer = network.PLAIN
-    if for_the_record and requester is not None:
-        namer = network.DepartmentNamer(requester.account.department_id)
+    if record_for is not None:
+        namer = network.DepartmentNamer(record_for)
+    elif reader is not None:
+        namer = ViewerNamer(reader, permissions.department_ids(reader), spokes=True)
     elif viewer is not None:
         namer = ViewerNamer(viewer, department_ids)
     requester_tables = list(draft.requester_route_tables) or (

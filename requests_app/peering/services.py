@@ -23,7 +23,7 @@ from requests_app.domain.status import (
     Action,
     Status,
 )
-from requests_app.models import PeeringRequest
+from requests_app.models import PeeringRequest, Vpc
 from requests_app.peering import news, permissions
 from requests_app.peering.lifecycle import (
     get_visible_request,
@@ -46,21 +46,31 @@ logger = logging.getLogger(__name__)
 
 
 def _evaluate_for_the_record(
-    draft: PeeringDraft, department_ids: set[int], *, caller: User | None, exclude_request: uuid.UUID | None = None
+    draft: PeeringDraft,
+    department_ids: set[int],
+    *,
+    record_for: int | None,
+    reader: User,
+    viewer: User | None,
+    exclude_request: uuid.UUID | None = None,
 ) -> Evaluation:
-    """The checks to store on a request, worded for its department (who read them later).
+    """The checks to store on a request, worded for its department (`record_for`), who read them later.
 
-    The caller's view still decides what may be filed (`caller`: see `peering_request_evaluate`;
-    None for approval, where approvers decide about every spoke of their hub). A refusal stores
-    nothing and is read by the caller alone, so it is answered in the caller's words: the checks
-    run again, on the refusal path only."""
+    `viewer` decides what may be filed (see `peering_request_evaluate`; None at approval, which
+    is not the approver's own filing). A refusal stores nothing and is read by `reader` alone, so
+    it is answered in their words (an approver sees the spokes that asked for their hub): the
+    checks run again, on the refusal path only."""
     evaluation = peering_request_evaluate(
-        draft=draft, department_ids=department_ids, viewer=caller, for_the_record=True, exclude_request=exclude_request
+        draft=draft,
+        department_ids=department_ids,
+        viewer=viewer,
+        record_for=record_for,
+        exclude_request=exclude_request,
     )
     if evaluation.ok:
         return evaluation
     refusal = peering_request_evaluate(
-        draft=draft, department_ids=department_ids, viewer=caller, exclude_request=exclude_request
+        draft=draft, department_ids=department_ids, viewer=viewer, reader=reader, exclude_request=exclude_request
     )
     # The world may have changed between the two runs; never answer a refusal with passes.
     raise ChecksFailed(refusal.results, refusal) if not refusal.ok else ChecksFailed(evaluation.results, evaluation)
@@ -69,7 +79,16 @@ def _evaluate_for_the_record(
 def peering_request_submit(*, actor: User, draft: PeeringDraft) -> PeeringRequest:
     clean_text(draft.justification, "justification")
     clean_line(draft.external_ref, "external_ref", max_length=text.MAX_LINE)
-    evaluation = _evaluate_for_the_record(draft, permissions.department_ids(actor), caller=actor)
+    evaluation = _evaluate_for_the_record(
+        draft,
+        permissions.department_ids(actor),
+        # The request will be its requester VPC's department's (None: unknown, the checks refuse it).
+        record_for=Vpc.objects.filter(vpc_id=draft.requester_vpc)
+        .values_list("account__department_id", flat=True)
+        .first(),
+        reader=actor,
+        viewer=actor,
+    )
     assert evaluation.requester and evaluation.accepter
     with transaction.atomic():
         try:
@@ -120,7 +139,12 @@ def peering_request_approve(*, actor: User, request_id: uuid.UUID | str, comment
         lock_vpcs(request)
         # The world may have changed since filing; approve only what can still work.
         evaluation = _evaluate_for_the_record(
-            draft_of(request), {request.department_id}, caller=None, exclude_request=request.pk
+            draft_of(request),
+            {request.department_id},
+            record_for=request.department_id,
+            reader=actor,
+            viewer=None,
+            exclude_request=request.pk,
         )
         request = request_transition(
             request,

@@ -16,6 +16,8 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from requests_app.core.errors import PortalError
+from requests_app.integrations import services as integration_services
 from requests_app.integrations import tokens
 from requests_app.models import ApiToken, AuditEvent
 from tests.factories import UserFactory
@@ -128,3 +130,55 @@ def test_revoking_with_a_digit_that_is_not_a_number_is_not_found(fiona: User, ap
     for odd in ("²", "①", "½"):
         answer = client_with(key).post(f"/api/v1/tokens/{odd}/revoke/", format="json")
         assert answer.status_code == 404, (odd, answer.content)
+
+
+def test_the_re_hash_at_a_login_ends_nothing(fiona: User, settings: Any) -> None:
+    """Django upgrades an old hash at the next login (set_password, forget it, save the field):
+    the same password, so every integration's token lives on."""
+    settings.PASSWORD_HASHERS = [
+        "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+        "django.contrib.auth.hashers.MD5PasswordHasher",
+    ]
+    fiona.password = make_password(PASSWORD, hasher="md5")  # an older hash: upgraded at the next login
+    fiona.save()
+    ci, _ = tokens.issue(fiona, "ci")
+    _login_token()
+    fiona.refresh_from_db()
+    assert fiona.password.startswith("pbkdf2_")  # the upgrade happened
+    ci.refresh_from_db()
+    assert ci.revoked_at is None
+
+
+def _while_the_password_changes(fiona: User) -> User:
+    """fiona as loaded when her call was checked, and her password changed by its owner since:
+    the race a token minted in the middle of a password change would win."""
+    checked = User.objects.get(pk=fiona.pk)
+    owner = User.objects.get(pk=fiona.pk)
+    owner.set_password("brand-new-secret-2")
+    owner.save()
+    return checked
+
+
+def test_a_token_checked_before_a_password_change_cannot_mint_a_survivor(fiona: User) -> None:
+    stolen, _ = tokens.issue(fiona, "stolen")
+    checked = _while_the_password_changes(fiona)
+    with pytest.raises(PortalError) as refused:
+        integration_services.api_token_create(actor=checked, name="survivor", via_token=stolen)
+    assert (refused.value.code, refused.value.status) == ("authentication_failed", 401)
+    assert not ApiToken.objects.filter(name="survivor").exists()
+    assert _live(fiona) == 0
+
+
+def test_a_session_checked_before_a_password_change_cannot_mint_one_either(fiona: User) -> None:
+    checked = _while_the_password_changes(fiona)
+    with pytest.raises(PortalError):
+        integration_services.api_token_create(actor=checked, name="survivor")
+    assert not ApiToken.objects.filter(name="survivor").exists()
+
+
+def test_a_token_revoked_while_its_call_runs_cannot_mint(fiona: User) -> None:
+    asking, _ = tokens.issue(fiona, "asking")
+    ApiToken.objects.filter(pk=asking.pk).update(revoked_at=timezone.now())  # revoked elsewhere meanwhile
+    with pytest.raises(PortalError):
+        integration_services.api_token_create(actor=fiona, name="child", via_token=asking)
+    assert not ApiToken.objects.filter(name="child").exists()

@@ -13,7 +13,7 @@ from django.core import mail
 from requests_app.domain.status import Status
 from requests_app.models import AuditEvent, AwsAccount, Notification, PeeringRequest
 from requests_app.peering.saga import runner
-from tests.factories import PeeringRequestFactory, RouteTableFactory, VpcFactory
+from tests.factories import ObservedPeeringFactory, PeeringRequestFactory, RouteTableFactory, VpcFactory, aws_id
 from tests.fixtures.clients import URL, file_finance_request
 from tests.fixtures.world import DemoWorld
 
@@ -98,3 +98,28 @@ def test_a_refusal_stores_nothing_so_it_names_the_spoke_in_the_way_to_the_approv
     words = str(api("fiona").get(f"{URL}{filed['id']}/").json()) + _text_of(filed["id"])
     for secret in _secrets(hr_spoke):
         assert secret not in words, secret
+
+
+def test_the_approvers_refusal_names_only_what_the_approver_may_see(demo_rows: DemoWorld, api: Any) -> None:
+    """Not every VPC: a VPC of HR that finance-app was peered with by hand, outside the portal, is
+    no spoke of nina's hub, so her refusal describes it without its name or id."""
+    filed = file_finance_request(api, demo_rows.vpcs)
+    finance = demo_rows.vpcs["finance-app"]
+    secret = VpcFactory(
+        account=AwsAccount.objects.get(account_id="333333333333"), name="hr-secret-payroll", cidrs=["10.0.128.0/20"]
+    )  # inside the hub's 10.0.0.0/16: finance-app cannot reach both
+    RouteTableFactory(vpc=secret, name="hr-secret-main", is_main=True)
+    ObservedPeeringFactory(
+        connection_id=aws_id("pcx"),
+        requester_vpc_id=finance.vpc_id,
+        accepter_vpc_id=secret.vpc_id,
+        requester_account_id=finance.account.account_id,
+        accepter_account_id="333333333333",
+        requester_cidrs=finance.cidr_list(),
+        accepter_cidrs=["10.0.128.0/20"],
+    )
+
+    refused = api("nina").post(f"{URL}{filed['id']}/approve/", {}, format="json")
+    assert refused.status_code == 400, refused.json()
+    assert "a VPC of another department" in str(refused.json())
+    assert secret.vpc_id not in str(refused.json()) and "hr-secret-payroll" not in str(refused.json())

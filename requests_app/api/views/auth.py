@@ -6,14 +6,14 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import authenticate
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import permissions as drf_permissions
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from requests_app.api.errors import error_body
-from requests_app.api.schema import ERROR
+from requests_app.api.schema import ERROR, ErrorSerializer
 from requests_app.api.serializers.integrations import TokenRequestSerializer, TokenSerializer
 from requests_app.core import logins
 from requests_app.integrations import services as integration_services
@@ -22,7 +22,12 @@ from requests_app.integrations import tokens
 
 @extend_schema(
     request=TokenRequestSerializer,
-    responses={200: TokenSerializer, 400: ERROR, 409: ERROR},
+    responses={
+        200: TokenSerializer,
+        400: ERROR,
+        401: OpenApiResponse(ErrorSerializer, description="The password changed while this call ran; sign in again."),
+        409: ERROR,
+    },
     auth=[],
     summary="Exchange a username and password for an API token",
     description="The token replaces (revokes) your live token of the same `name` (default `login`), so "

@@ -32,7 +32,7 @@ class Provisioning(Teardown):
             evaluation = preflight.peering_request_evaluate(
                 draft=preflight.draft_of(self.request),
                 department_ids={self.request.department_id},
-                for_the_record=True,
+                record_for=self.request.department_id,
                 exclude_request=self.request.pk,
             )
             if not evaluation.ok:
