@@ -1,4 +1,6 @@
 from django.apps import AppConfig
+from django.contrib.auth import get_user_model
+from django.db.models.signals import post_save, pre_save
 
 
 class RequestsAppConfig(AppConfig):
@@ -7,10 +9,9 @@ class RequestsAppConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Imported here, as Django wants: models are not ready when this module loads.
-        from django.contrib.auth import get_user_model
-        from django.db.models.signals import post_save, pre_save
-
+        # No cycle to dodge: Django imports this module while it is still loading the apps, before
+        # any model class may be defined, and the tokens module defines its queries on models. So
+        # it is imported once the registry is ready, where Django's docs connect signals.
         from requests_app.integrations import tokens
 
         user_model = get_user_model()
