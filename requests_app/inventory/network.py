@@ -46,20 +46,22 @@ HOLDS_PAIR = Q(status__in=sorted(s.value for s in LIVE_STATUSES)) | (
 class Namer:
     """How requests and VPCs are named in check details and advice.
 
-    The plain one names everything (operators, logs); the others name only what their reader may
-    see (`peering.preflight.ViewerNamer` for the caller of the API or the form,
-    `DepartmentNamer` for words stored on a request), which needs each VPC's owners loaded
-    (`needs_owners`).
+    The plain one names everything (operators, logs); a `RestrictedNamer` names only what its
+    reader may see.
     """
 
     needs_owners = False
 
-    def request(self, request: PeeringRequest) -> str:
-        return f"request {request.pk}"
+    def shows_request(self, request: PeeringRequest) -> bool:
+        """Whether the reader may learn this request's id."""
+        return True
 
     def shows(self, vpc: Vpc) -> bool:
         """Whether the reader may learn this VPC's name and id."""
         return True
+
+    def request(self, request: PeeringRequest) -> str:
+        return f"request {request.pk}" if self.shows_request(request) else "a request of another department"
 
     def vpc(self, vpc: Vpc) -> str:
         return vpc.label if self.shows(vpc) else "a VPC of another department"
@@ -78,28 +80,30 @@ class Namer:
 PLAIN = Namer()
 
 
-class DepartmentNamer(Namer):
+class RestrictedNamer(Namer):
+    """Names only what one reader may see (`shows`, `shows_request`), which needs each VPC's owners
+    loaded; a VPC outside the inventory is not named either. `peering.preflight.ViewerNamer` is
+    the one for the caller of the API or the form, `DepartmentNamer` for words stored on a request."""
+
+    needs_owners = True
+
+    def unknown_vpc(self, vpc_id: str) -> str:
+        return "a VPC outside the portal's inventory"
+
+
+class DepartmentNamer(RestrictedNamer):
     """Names for words stored on a request (its checks, a failure reason, the mail about it): what
     any member of the requesting department may see, whoever reads them later. Its own
     department's VPCs and requests, and VPCs with owners (the hubs everyone may peer with)."""
 
-    needs_owners = True
-
     def __init__(self, department_id: int) -> None:
         self.department_id = department_id
 
-    def request(self, request: PeeringRequest) -> str:
-        return (
-            f"request {request.pk}"
-            if request.department_id == self.department_id
-            else "a request of another department"
-        )
+    def shows_request(self, request: PeeringRequest) -> bool:
+        return request.department_id == self.department_id
 
     def shows(self, vpc: Vpc) -> bool:
         return vpc.account.department_id == self.department_id or bool(vpc.owners.all())
-
-    def unknown_vpc(self, vpc_id: str) -> str:
-        return "a VPC outside the portal's inventory"
 
 
 def _named_requests(requests: QuerySet[PeeringRequest], namer: Namer) -> QuerySet[PeeringRequest]:

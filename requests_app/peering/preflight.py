@@ -99,23 +99,19 @@ def vpc_facts(vpc: Vpc, routes: dict[str, tuple[rules.RouteFacts, ...]] | None =
     )
 
 
-class ViewerNamer(network.Namer):
+class ViewerNamer(network.RestrictedNamer):
     """Names in check details for one viewer: a request they cannot open, or a VPC they may not
     learn about, is described without its id or name. With `spokes`, for an answer about one
     request (a refusal), the owner of a VPC also sees the VPCs that requested peering with it, as
     those requests' pages show them; lists (the inventory page) keep to the narrower rule."""
-
-    needs_owners = True
 
     def __init__(self, viewer: User, department_ids: set[int], *, spokes: bool = False) -> None:
         self.viewer = viewer
         self.department_ids = department_ids
         self._spokes: set[int] | None = None if spokes else set()
 
-    def request(self, request: PeeringRequest) -> str:
-        if permissions.can_view_request(self.viewer, request):
-            return f"request {request.pk}"
-        return "a request of another department"
+    def shows_request(self, request: PeeringRequest) -> bool:
+        return permissions.can_view_request(self.viewer, request)
 
     def shows(self, vpc: Vpc) -> bool:
         return not hidden_from(self.viewer, vpc, self.department_ids) or vpc.pk in self.spokes()
@@ -130,9 +126,6 @@ class ViewerNamer(network.Namer):
                 else set()
             )
         return self._spokes
-
-    def unknown_vpc(self, vpc_id: str) -> str:
-        return "a VPC outside the portal's inventory"
 
 
 def _existing_peerings(
