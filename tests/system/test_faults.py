@@ -21,7 +21,7 @@ from django.conf import settings as django_settings
 
 from requests_app import tasks
 from requests_app.inventory import sync
-from requests_app.models import PeeringRequest
+from requests_app.models import AwsAccount, PeeringRequest, Vpc
 from scripts.processes import wait_port
 from tests.fixtures import free_port
 from tests.fixtures.clients import file_finance_request
@@ -175,10 +175,8 @@ def test_a_connection_aws_fails_after_create_is_undone_and_a_retry_works(
     assert done.aws_peering_connection_id != pcx_id
 
 
-def _extra_spokes(count: int) -> list[Any]:
+def _extra_spokes(count: int) -> list[Vpc]:
     """`count` more engineering VPCs (10.60.0.0/16, 10.61.0.0/16, …), created in the sandbox and synced."""
-    from requests_app.models import AwsAccount, Vpc
-
     ec2 = ec2_as("444444444444", "us-east-1")
     names = []
     for i in range(count):
@@ -187,6 +185,22 @@ def _extra_spokes(count: int) -> list[Any]:
         names.append(f"spoke-{i:02d}")
     sync.sync_account(AwsAccount.objects.get(account_id="444444444444"))
     return list(Vpc.objects.filter(name__in=names).order_by("name"))
+
+
+def _file_all_then_approve_all(api: Any, spokes: list[Vpc], hub: Vpc, justification: str) -> list[str]:
+    """erin files each spoke with the hub, then nina approves them all: their ids, in order."""
+    ids = []
+    for spoke in spokes:
+        filed = api("erin").post(
+            "/api/v1/peering-requests/",
+            {"requester_vpc": spoke.vpc_id, "accepter_vpc": hub.vpc_id, "justification": justification},
+            format="json",
+        )
+        assert filed.status_code == 201, filed.json()
+        ids.append(filed.json()["id"])
+    for request_id in ids:
+        assert api("nina").post(f"/api/v1/peering-requests/{request_id}/approve/", {}, format="json").status_code == 200
+    return ids
 
 
 def test_a_batch_of_20_under_30_percent_throttling_all_end_active_without_duplicates(
@@ -204,20 +218,7 @@ def test_a_batch_of_20_under_30_percent_throttling_all_end_active_without_duplic
     faulty.start()
     started = time.monotonic()
     try:
-        ids = []
-        for spoke in spokes:
-            filed = api("erin").post(
-                "/api/v1/peering-requests/",
-                {"requester_vpc": spoke.vpc_id, "accepter_vpc": hub.vpc_id, "justification": "batch"},
-                format="json",
-            )
-            assert filed.status_code == 201, filed.json()
-            ids.append(filed.json()["id"])
-        for request_id in ids:
-            assert (
-                api("nina").post(f"/api/v1/peering-requests/{request_id}/approve/", {}, format="json").status_code
-                == 200
-            )
+        ids = _file_all_then_approve_all(api, spokes, hub, "batch")
         done = [wait_for_status(i, {"active", "failed"}, timeout=300) for i in ids]
     finally:
         faulty.stop()
@@ -464,20 +465,7 @@ def test_a_worker_killed_with_six_approvals_in_flight_recovers_within_a_minute_o
     crashing = _faulty(worker_env, tmp_path, {"pause_after": {"AcceptVpcPeeringConnection": 2}}, concurrency=2)
     crashing.start()
     try:
-        ids = []
-        for spoke in spokes:
-            filed = api("erin").post(
-                "/api/v1/peering-requests/",
-                {"requester_vpc": spoke.vpc_id, "accepter_vpc": hub.vpc_id, "justification": "crash"},
-                format="json",
-            )
-            assert filed.status_code == 201, filed.json()
-            ids.append(filed.json()["id"])
-        for request_id in ids:
-            assert (
-                api("nina").post(f"/api/v1/peering-requests/{request_id}/approve/", {}, format="json").status_code
-                == 200
-            )
+        ids = _file_all_then_approve_all(api, spokes, hub, "crash")
         deadline = time.monotonic() + 60
         while True:
             in_flight = PeeringRequest.objects.filter(pk__in=ids, status="provisioning").exclude(lease_owner="")
